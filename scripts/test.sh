@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Build everything (library, tools, tests, benchmarks) and run the whole test suite with ctest.
+# GPU tests skip with a message when no CUDA device is present.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+JOBS=${MCPM_JOBS:-$(nproc)}
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release ${MCPM_CMAKE_ARGS:-} >/dev/null
+cmake --build build -j "$JOBS"
+ctest --test-dir build --output-on-failure -j "$JOBS" "$@"

@@ -1,0 +1,60 @@
+// Backend: a device with its memory and the op table the model's forward pass is written against.
+// All pointers passed to ops live in the backend's memory (host memory for CPU, device memory for
+// CUDA); `positions` is a backend array so that a CUDA decode step can be captured once as a graph.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/memory_plan.h"
+#include "kernels/types.h"
+
+namespace mcpm {
+
+enum class DeviceKind { CPU, CUDA };
+
+struct BackendOptions {
+  int n_threads = 0;             // CPU: 0 = all hardware threads
+  bool bf16_activations = true;  // batched matmuls may round activations to bf16 (CPU AMX/AVX512-BF16)
+  int device_index = 0;          // CUDA
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual DeviceKind kind() const = 0;
+  virtual std::string describe() const = 0;
+  int n_threads() const { return n_threads_; }
+
+  // ---- memory ----
+  // Allocates the plan's single arena in backend memory; returns its base (region i at base+offset).
+  virtual void* allocate(const MemoryPlan& plan) = 0;
+  virtual void upload(void* dst, const void* src, size_t bytes) = 0;    // host -> backend
+  virtual void download(void* dst, const void* src, size_t bytes) = 0;  // backend -> host
+  virtual void synchronize() {}
+  // Scratch bytes the attention op needs (included in the model's memory plan).
+  virtual size_t attention_scratch_bytes(int64_t max_T, int64_t n_heads, int64_t d, int64_t capacity) const = 0;
+
+  // ---- ops (shapes as in kernels/ref/ref.h) ----
+  virtual void embed(const int32_t* ids, int64_t T, const Matrix& table, float scale, float* out) = 0;
+  virtual void rmsnorm(const float* x, int64_t T, int64_t H, const float* w, float eps, float* out) = 0;
+  virtual void matmul(const float* x, int64_t T, const Matrix& W, float* y, float alpha, float beta) = 0;
+  virtual void gate_up_silu(const float* x, int64_t T, const Matrix& Wg, const Matrix& Wu, float* out, float* tmp) = 0;
+  virtual void rope(float* x, int64_t T, int64_t n_heads, int64_t d, const int32_t* positions, const float* cos,
+                    const float* sin) = 0;
+  // Tokens are at consecutive positions starting at positions[0].
+  virtual void kv_store(const float* k, const float* v, int64_t T, const int32_t* positions, const KvLayer& kv) = 0;
+  virtual void attention(const float* q, int64_t T, int64_t n_heads, const int32_t* positions, const KvLayer& kv,
+                         float scale, float* out, void* scratch) = 0;
+
+ protected:
+  int n_threads_ = 1;
+};
+
+// Creates the backend for "cpu", "cuda" or "auto" (CUDA when built in and a device is present).
+std::unique_ptr<Backend> make_backend(const std::string& device, const BackendOptions& options);
+std::unique_ptr<Backend> make_cpu_backend(const BackendOptions& options);
+bool cuda_backend_available();  // built with CUDA and a device is present
+
+}  // namespace mcpm

@@ -1,0 +1,263 @@
+#include "model/model.h"
+
+#include <cmath>
+#include <cstring>
+#include <set>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "model/tensor_names.h"
+
+namespace mcpm {
+
+namespace {
+
+bool is_weight_dtype(DType t) { return t == DType::BF16 || t == DType::F16 || t == DType::F32; }
+
+// In-memory dtype of a checkpoint matrix: bf16 and f32 as stored; f16 widened to f32 (exact).
+DType memory_dtype(DType file) { return file == DType::BF16 ? DType::BF16 : DType::F32; }
+
+void convert_into(void* dst, DType dst_t, const TensorInfo& src) {
+  const int64_t n = src.numel();
+  if (src.dtype == dst_t) {
+    std::memcpy(dst, src.data, src.nbytes);
+    return;
+  }
+  MCPM_ASSERT(dst_t == DType::F32);
+  float* d = static_cast<float*>(dst);
+  if (src.dtype == DType::F16) {
+    const auto* s = reinterpret_cast<const f16_t*>(src.data);
+    for (int64_t i = 0; i < n; ++i) d[i] = f16_to_f32(s[i]);
+  } else if (src.dtype == DType::BF16) {
+    const auto* s = reinterpret_cast<const bf16_t*>(src.data);
+    for (int64_t i = 0; i < n; ++i) d[i] = bf16_to_f32(s[i]);
+  } else {
+    MCPM_ASSERT(false);
+  }
+}
+
+}  // namespace
+
+ModelSpec Model::validate(const CheckpointFolder& folder) {
+  const json* gen = folder.generation_config() ? &*folder.generation_config() : nullptr;
+  ModelSpec spec = ModelSpec::from_json(folder.config(), folder.path("config.json"), gen);
+  std::set<std::string> expected;
+  for (const auto& ts : model_tensor_specs(spec)) {
+    expected.insert(ts.name);
+    const TensorInfo* t = folder.find(ts.name);
+    MCPM_CHECK(t, "{}: tensor '{}' is missing (expected shape [{}])", folder.dir(), ts.name, fmt::join(ts.shape, ", "));
+    MCPM_CHECK(is_weight_dtype(t->dtype), "{}: tensor '{}' has dtype {}, expected BF16, F16 or F32", t->file, ts.name,
+               traits(t->dtype).safetensors);
+    if (t->shape != ts.shape) {
+      std::string hint;
+      if (ts.role == TensorRole::Embedding && t->shape.size() == 2 && t->shape[1] == spec.hidden)
+        hint = fmt::format(" (vocab mismatch: the embedding has {} rows but config.json vocab_size is {})", t->shape[0],
+                           spec.vocab_size);
+      fail("{}: tensor '{}' has shape [{}], expected [{}] from config.json{}", t->file, ts.name, fmt::join(t->shape, ", "),
+           fmt::join(ts.shape, ", "), hint);
+    }
+  }
+  if (spec.tie_embeddings && folder.find("lm_head.weight")) {
+    const TensorInfo& t = folder.get("lm_head.weight");
+    MCPM_CHECK(t.shape == std::vector<int64_t>({spec.vocab_size, spec.hidden}),
+               "{}: tensor 'lm_head.weight' has shape [{}], expected [{}, {}]", t.file, fmt::join(t.shape, ", "),
+               spec.vocab_size, spec.hidden);
+    expected.insert("lm_head.weight");  // tied: present but the embedding is used, as in HF
+  }
+  std::vector<std::string> unknown;
+  for (const auto& n : folder.tensor_names())
+    if (!expected.count(n) && n.find("rotary_emb.inv_freq") == std::string::npos) unknown.push_back(n);
+  if (!unknown.empty())
+    fail("{}: {} unexpected tensor(s) for a MiniCPM4 model with this config, e.g. '{}' (is config.json for this checkpoint?)",
+         folder.dir(), unknown.size(), unknown.front());
+  return spec;
+}
+
+std::unique_ptr<Model> Model::load(const std::string& dir, Backend& backend, const LoadOptions& options) {
+  CheckpointFolder folder(dir);
+  const ModelSpec spec = validate(folder);
+
+  std::unique_ptr<Model> m(new Model());
+  m->dir_ = folder.dir();
+  m->spec_ = spec;
+  m->backend_ = &backend;
+  m->options_ = options;
+  LoadOptions& o = m->options_;
+  if (o.n_ctx <= 0) o.n_ctx = std::min<int64_t>(spec.max_position, 4096);
+  MCPM_CHECK(o.n_ctx >= 1, "--ctx must be at least 1");
+  MCPM_CHECK(o.kv_dtype == DType::BF16 || o.kv_dtype == DType::F32, "KV cache dtype must be bf16 or f32");
+  o.max_batch = std::max<int64_t>(1, std::min(o.max_batch, o.n_ctx));
+  o.max_logit_rows = std::max<int64_t>(1, std::min(o.max_logit_rows, o.max_batch));
+  if (o.n_ctx > spec.max_position)
+    MCPM_LOG_INFO("context {} exceeds max_position_embeddings {}: using the config's long RoPE factors", o.n_ctx,
+                  spec.max_position);
+
+  // ---- memory plan: weights, KV cache, scratch ----
+  MemoryPlan& plan = m->plan_;
+  const auto specs = model_tensor_specs(spec);
+  std::vector<size_t> region(specs.size());
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const TensorInfo& t = folder.get(specs[i].name);
+    const DType dt = specs[i].role == TensorRole::Norm ? DType::F32 : memory_dtype(t.dtype);
+    region[i] = plan.add(specs[i].name, "weights", size_t(t.numel()) * dtype_size(dt));
+  }
+  const int64_t B = o.max_batch, H = spec.hidden, L = spec.n_layers, d = spec.head_dim, half = d / 2;
+  const size_t r_cos = plan.add("rope_cos", "rope", size_t(o.n_ctx * half) * 4);
+  const size_t r_sin = plan.add("rope_sin", "rope", size_t(o.n_ctx * half) * 4);
+  const size_t kv_bytes = size_t(L * spec.n_kv_heads * o.n_ctx * d) * dtype_size(o.kv_dtype);
+  const size_t r_k = plan.add("k_cache", "kv", kv_bytes);
+  const size_t r_v = plan.add("v_cache", "kv", kv_bytes);
+  const size_t r_tok = plan.add("tokens", "scratch", size_t(B) * 4);
+  const size_t r_pos = plan.add("positions", "scratch", size_t(B) * 4);
+  const size_t r_x = plan.add("x", "scratch", size_t(B * H) * 4);
+  const size_t r_xn = plan.add("xn", "scratch", size_t(B * H) * 4);
+  const size_t r_q = plan.add("q", "scratch", size_t(B * spec.q_dim()) * 4);
+  const size_t r_kk = plan.add("k", "scratch", size_t(B * spec.kv_dim()) * 4);
+  const size_t r_vv = plan.add("v", "scratch", size_t(B * spec.kv_dim()) * 4);
+  const size_t r_attn = plan.add("attn", "scratch", size_t(B * spec.q_dim()) * 4);
+  const size_t r_ffn = plan.add("ffn", "scratch", size_t(B * spec.intermediate) * 4);
+  const size_t r_ffn2 = plan.add("ffn_tmp", "scratch", size_t(B * spec.intermediate) * 4);
+  const size_t r_logits = plan.add("logits", "scratch", size_t(o.max_logit_rows * spec.vocab_size) * 4);
+  const size_t r_as =
+      plan.add("attn_scratch", "scratch", std::max<size_t>(64, backend.attention_scratch_bytes(B, spec.n_heads, d, o.n_ctx)));
+
+  // ---- one allocation, then fill it ----
+  char* base = static_cast<char*>(backend.allocate(plan));
+  m->base_ = base;
+  auto at = [&](size_t r) -> void* { return base + plan.regions()[r].offset; };
+  std::vector<float> staging;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const TensorInfo& t = folder.get(specs[i].name);
+    const bool norm = specs[i].role == TensorRole::Norm;
+    const DType dt = norm ? DType::F32 : memory_dtype(t.dtype);
+    if (backend.kind() == DeviceKind::CPU) {
+      convert_into(at(region[i]), dt, t);
+    } else {
+      if (dt == t.dtype) {
+        backend.upload(at(region[i]), t.data, t.nbytes);
+      } else {
+        staging.resize(size_t(t.numel()));
+        convert_into(staging.data(), DType::F32, t);
+        backend.upload(at(region[i]), staging.data(), staging.size() * 4);
+      }
+    }
+  }
+  auto matrix = [&](size_t i) {
+    const TensorInfo& t = folder.get(specs[i].name);
+    return Matrix{at(region[i]), memory_dtype(t.dtype), specs[i].shape[0], specs[i].shape[1]};
+  };
+  size_t i = 0;
+  ModelWeights& w = m->w_;
+  w.embed = matrix(i++);
+  w.layers.resize(size_t(L));
+  for (auto& lw : w.layers) {
+    lw.attn_norm = static_cast<const float*>(at(region[i++]));
+    lw.wq = matrix(i++);
+    lw.wk = matrix(i++);
+    lw.wv = matrix(i++);
+    lw.wo = matrix(i++);
+    lw.ffn_norm = static_cast<const float*>(at(region[i++]));
+    lw.w_gate = matrix(i++);
+    lw.w_up = matrix(i++);
+    lw.w_down = matrix(i++);
+  }
+  w.final_norm = static_cast<const float*>(at(region[i++]));
+  w.lm_head = spec.tie_embeddings ? w.embed : matrix(i++);
+  MCPM_ASSERT(i == specs.size());
+
+  m->rope_host_ = build_rope_tables(spec, o.n_ctx);
+  m->rope_cos_ = static_cast<float*>(at(r_cos));
+  m->rope_sin_ = static_cast<float*>(at(r_sin));
+  backend.upload(m->rope_cos_, m->rope_host_.cos.data(), m->rope_host_.cos.size() * 4);
+  backend.upload(m->rope_sin_, m->rope_host_.sin.data(), m->rope_host_.sin.size() * 4);
+  m->k_cache_ = at(r_k);
+  m->v_cache_ = at(r_v);
+  m->tokens_ = static_cast<int32_t*>(at(r_tok));
+  m->positions_ = static_cast<int32_t*>(at(r_pos));
+  m->x_ = static_cast<float*>(at(r_x));
+  m->xn_ = static_cast<float*>(at(r_xn));
+  m->q_ = static_cast<float*>(at(r_q));
+  m->k_ = static_cast<float*>(at(r_kk));
+  m->v_ = static_cast<float*>(at(r_vv));
+  m->attn_ = static_cast<float*>(at(r_attn));
+  m->ffn_ = static_cast<float*>(at(r_ffn));
+  m->ffn_tmp_ = static_cast<float*>(at(r_ffn2));
+  m->logits_ = static_cast<float*>(at(r_logits));
+  m->attn_scratch_ = at(r_as);
+  return m;
+}
+
+size_t Model::weight_bytes_per_token() const {
+  auto bytes = [](const Matrix& m) { return size_t(m.rows * m.cols) * dtype_size(m.dtype); };
+  size_t n = bytes(w_.lm_head) + size_t(spec_.hidden) * dtype_size(w_.embed.dtype);  // one embedding row
+  for (const auto& l : w_.layers)
+    n += bytes(l.wq) + bytes(l.wk) + bytes(l.wv) + bytes(l.wo) + bytes(l.w_gate) + bytes(l.w_up) + bytes(l.w_down) +
+         size_t(2 * spec_.hidden) * 4;
+  return n + size_t(spec_.hidden) * 4;
+}
+
+size_t Model::kv_bytes_per_token() const {
+  return size_t(2 * spec_.n_layers * spec_.kv_dim()) * dtype_size(options_.kv_dtype);
+}
+
+KvLayer Model::kv_layer(int layer) const {
+  const size_t per_layer = size_t(spec_.n_kv_heads * options_.n_ctx * spec_.head_dim) * dtype_size(options_.kv_dtype);
+  return KvLayer{static_cast<char*>(k_cache_) + per_layer * size_t(layer), static_cast<char*>(v_cache_) + per_layer * size_t(layer),
+                 options_.kv_dtype, spec_.n_kv_heads, spec_.head_dim, options_.n_ctx};
+}
+
+void Model::forward(const int32_t* tokens, int64_t T) {
+  MCPM_CHECK(T >= 1 && T <= options_.max_batch, "forward: {} tokens per call, expected 1..{}", T, options_.max_batch);
+  MCPM_CHECK(n_past_ + T <= options_.n_ctx,
+             "context is full: {} tokens in the cache + {} new > context size {} (raise --ctx)", n_past_, T, options_.n_ctx);
+  for (int64_t t = 0; t < T; ++t)
+    MCPM_CHECK(tokens[t] >= 0 && tokens[t] < spec_.vocab_size, "token id {} is outside the vocabulary (size {})", tokens[t],
+               spec_.vocab_size);
+  Backend& be = *backend_;
+  std::vector<int32_t> pos(static_cast<size_t>(T));
+  for (int64_t t = 0; t < T; ++t) pos[size_t(t)] = int32_t(n_past_ + t);
+  be.upload(tokens_, tokens, size_t(T) * 4);
+  be.upload(positions_, pos.data(), size_t(T) * 4);
+
+  const ModelSpec& s = spec_;
+  const float c = s.residual_scale(), eps = float(s.rms_eps);
+  const float attn_scale = float(1.0 / std::sqrt(double(s.head_dim)));
+  be.embed(tokens_, T, w_.embed, float(s.scale_emb), x_);
+  for (int l = 0; l < int(s.n_layers); ++l) {
+    const LayerWeights& lw = w_.layers[size_t(l)];
+    const KvLayer kv = kv_layer(l);
+    be.rmsnorm(x_, T, s.hidden, lw.attn_norm, eps, xn_);
+    be.matmul(xn_, T, lw.wq, q_, 1.0f, 0.0f);
+    be.matmul(xn_, T, lw.wk, k_, 1.0f, 0.0f);
+    be.matmul(xn_, T, lw.wv, v_, 1.0f, 0.0f);
+    be.rope(q_, T, s.n_heads, s.head_dim, positions_, rope_cos_, rope_sin_);
+    be.rope(k_, T, s.n_kv_heads, s.head_dim, positions_, rope_cos_, rope_sin_);
+    be.kv_store(k_, v_, T, positions_, kv);
+    be.attention(q_, T, s.n_heads, positions_, kv, attn_scale, attn_, attn_scratch_);
+    be.matmul(attn_, T, lw.wo, x_, c, 1.0f);  // x += c * o
+    be.rmsnorm(x_, T, s.hidden, lw.ffn_norm, eps, xn_);
+    be.gate_up_silu(xn_, T, lw.w_gate, lw.w_up, ffn_, ffn_tmp_);
+    be.matmul(ffn_, T, lw.w_down, x_, c, 1.0f);  // x += c * mlp
+  }
+  be.rmsnorm(x_, T, s.hidden, w_.final_norm, eps, xn_);
+  n_past_ += T;
+  last_T_ = T;
+}
+
+void Model::logits(int64_t row0, int64_t n_rows, float* out) {
+  MCPM_CHECK(row0 >= 0 && n_rows >= 1 && row0 + n_rows <= last_T_, "logits: rows [{}, {}) outside the last batch of {}",
+             row0, row0 + n_rows, last_T_);
+  for (int64_t r = row0; r < row0 + n_rows; r += options_.max_logit_rows) {
+    const int64_t n = std::min(options_.max_logit_rows, row0 + n_rows - r);
+    backend_->matmul(xn_ + r * spec_.hidden, n, w_.lm_head, logits_, spec_.logit_scale(), 0.0f);
+    backend_->download(out + (r - row0) * spec_.vocab_size, logits_, size_t(n * spec_.vocab_size) * 4);
+  }
+}
+
+void Model::truncate(int64_t pos) {
+  MCPM_CHECK(pos >= 0 && pos <= n_past_, "truncate({}) outside [0, {}]", pos, n_past_);
+  n_past_ = pos;
+  last_T_ = 0;
+}
+
+}  // namespace mcpm

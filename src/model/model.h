@@ -1,0 +1,103 @@
+// Model: a loaded MiniCPM4 checkpoint on a backend — weights, KV cache and scratch in one memory
+// plan — and its forward pass, written once against the Backend op table.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "core/memory_plan.h"
+#include "io/checkpoint.h"
+#include "kernels/types.h"
+#include "model/spec.h"
+
+namespace mcpm {
+
+struct LoadOptions {
+  int64_t n_ctx = 0;            // KV capacity in tokens; 0 = min(max_position_embeddings, 4096)
+  int64_t max_batch = 512;      // most tokens per forward() call (prefill chunk)
+  int64_t max_logit_rows = 64;  // most rows per logits() call
+  DType kv_dtype = DType::BF16;  // BF16 or F32
+};
+
+struct LayerWeights {
+  const float* attn_norm = nullptr;  // [H]
+  Matrix wq;                         // [nh*d, H]
+  Matrix wk, wv;                     // [nkv*d, H]
+  Matrix wo;                         // [H, nh*d]
+  const float* ffn_norm = nullptr;   // [H]
+  Matrix w_gate, w_up;               // [F, H]
+  Matrix w_down;                     // [H, F]
+};
+
+struct ModelWeights {
+  Matrix embed;                  // [V, H]
+  std::vector<LayerWeights> layers;
+  const float* final_norm = nullptr;  // [H]
+  Matrix lm_head;                // [V, H] (the embedding when tied)
+};
+
+class Model {
+ public:
+  // Validates the whole folder first (every tensor's name, dtype and shape); nothing is allocated
+  // for a broken checkpoint. Throws mcpm::Error naming the file/field.
+  static std::unique_ptr<Model> load(const std::string& dir, Backend& backend, const LoadOptions& options);
+  // Checks a checkpoint folder against its config without loading weights; returns the spec.
+  static ModelSpec validate(const CheckpointFolder& folder);
+
+  const ModelSpec& spec() const { return spec_; }
+  const LoadOptions& options() const { return options_; }
+  const MemoryPlan& plan() const { return plan_; }
+  const std::string& dir() const { return dir_; }
+  Backend& backend() { return *backend_; }
+  int64_t n_ctx() const { return options_.n_ctx; }
+  int64_t n_past() const { return n_past_; }
+  const RopeTables& rope() const { return rope_host_; }
+  // Bytes of weights read per decoded token (for the bandwidth floor).
+  size_t weight_bytes_per_token() const;
+  size_t kv_bytes_per_token() const;  // all layers, K and V
+
+  // Runs T tokens (1 <= T <= max_batch) at positions n_past .. n_past+T-1 and appends them to the
+  // KV cache. Afterwards the final-norm hidden states of these T tokens are ready for logits().
+  void forward(const int32_t* tokens, int64_t T);
+  // logits [n_rows, V] (host memory) for rows [row0, row0+n_rows) of the last forward() call.
+  void logits(int64_t row0, int64_t n_rows, float* out);
+  // Forgets every position >= pos (speculative rollback, new chat turn with a shorter prefix).
+  void truncate(int64_t pos);
+
+ private:
+  Model() = default;
+  KvLayer kv_layer(int layer) const;
+
+  std::string dir_;
+  ModelSpec spec_;
+  LoadOptions options_;
+  Backend* backend_ = nullptr;
+  MemoryPlan plan_;
+  void* base_ = nullptr;
+  ModelWeights w_;
+  RopeTables rope_host_;
+  int64_t n_past_ = 0;
+  int64_t last_T_ = 0;
+
+  // Regions (backend memory).
+  float* rope_cos_ = nullptr;  // [n_ctx, d/2]
+  float* rope_sin_ = nullptr;
+  void* k_cache_ = nullptr;    // [L, nkv, n_ctx, d]
+  void* v_cache_ = nullptr;
+  int32_t* tokens_ = nullptr;     // [B]
+  int32_t* positions_ = nullptr;  // [B]
+  float* x_ = nullptr;            // [B, H] residual stream
+  float* xn_ = nullptr;           // [B, H] normed
+  float* q_ = nullptr;            // [B, nh*d]
+  float* k_ = nullptr;            // [B, nkv*d]
+  float* v_ = nullptr;            // [B, nkv*d]
+  float* attn_ = nullptr;         // [B, nh*d]
+  float* ffn_ = nullptr;          // [B, F]
+  float* ffn_tmp_ = nullptr;      // [B, F]
+  float* logits_ = nullptr;       // [R, V]
+  void* attn_scratch_ = nullptr;
+};
+
+}  // namespace mcpm
