@@ -33,6 +33,8 @@ class Backend {
   virtual void upload(void* dst, const void* src, size_t bytes) = 0;    // host -> backend
   virtual void download(void* dst, const void* src, size_t bytes) = 0;  // backend -> host
   virtual void synchronize() {}
+  // Measured read bandwidth of the backend's memory in GB/s (for the roofline printed by bench).
+  virtual double measure_bandwidth_gbs() = 0;
   // Scratch bytes the attention op needs (included in the model's memory plan).
   virtual size_t attention_scratch_bytes(int64_t max_T, int64_t n_heads, int64_t d, int64_t capacity) const = 0;
 

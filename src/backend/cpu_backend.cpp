@@ -1,12 +1,14 @@
 // CPU backend: host memory, the thread pool, and the kernels of kernels/cpu.
 #include <sys/mman.h>
 
+#include <atomic>
 #include <cstring>
 
 #include "backend/backend.h"
 #include "core/cpu_features.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "core/timer.h"
 #include "kernels/cpu/cpu_ops.h"
 
 namespace mcpm {
@@ -34,6 +36,7 @@ class CpuBackend final : public Backend {
   }
   void upload(void* dst, const void* src, size_t n) override { std::memcpy(dst, src, n); }
   void download(void* dst, const void* src, size_t n) override { std::memcpy(dst, src, n); }
+  double measure_bandwidth_gbs() override;
   size_t attention_scratch_bytes(int64_t max_T, int64_t n_heads, int64_t d, int64_t capacity) const override {
     return cpu::attention_scratch_bytes(max_T, n_heads, d, capacity, pool_.size());
   }
@@ -67,6 +70,40 @@ class CpuBackend final : public Backend {
   cpu::Context ctx_;
   Arena arena_;
 };
+
+double CpuBackend::measure_bandwidth_gbs() {
+  // Read a buffer much larger than the caches with every pool thread; best of a few passes.
+  constexpr size_t kBytes = size_t(512) << 20;
+  constexpr int kPasses = 5;
+  void* buf = mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  MCPM_CHECK(buf != MAP_FAILED, "bandwidth test: could not allocate {} bytes", kBytes);
+#ifdef MADV_HUGEPAGE
+  madvise(buf, kBytes, MADV_HUGEPAGE);
+#endif
+  const size_t n = kBytes / sizeof(uint64_t);
+  auto* p = static_cast<uint64_t*>(buf);
+  pool_.parallel_for(int64_t(n), [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) p[i] = uint64_t(i);
+  });
+  std::atomic<uint64_t> sink{0};
+  double best = 0.0;
+  for (int pass = 0; pass < kPasses; ++pass) {
+    const double t0 = now_seconds();
+    pool_.parallel_for(int64_t(n), [&](int64_t b, int64_t e) {
+      uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
+      int64_t i = b;
+      for (; i + 8 <= e; i += 8) {
+        a0 += p[i]; a1 += p[i + 1]; a2 += p[i + 2]; a3 += p[i + 3];
+        a4 += p[i + 4]; a5 += p[i + 5]; a6 += p[i + 6]; a7 += p[i + 7];
+      }
+      for (; i < e; ++i) a0 += p[i];
+      sink += a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7;
+    }, 8);
+    best = std::max(best, double(kBytes) / (now_seconds() - t0) / 1e9);
+  }
+  munmap(buf, kBytes);
+  return best;
+}
 
 }  // namespace
 

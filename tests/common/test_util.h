@@ -2,6 +2,8 @@
 #pragma once
 #include <gtest/gtest.h>
 
+#include "core/error.h"
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -23,4 +25,20 @@ std::vector<float> random_floats(size_t n, uint64_t seed, float lo = -1.0f, floa
   do {                                                                                        \
     if (::mcpm::test::shared_dir().empty())                                                   \
       GTEST_SKIP() << "../shared (reference data) is not present next to the repository";     \
+  } while (0)
+
+// Expects `stmt` to throw mcpm::Error whose message contains every string in the list.
+#define MCPM_EXPECT_ERROR(stmt, ...)                                                     \
+  do {                                                                                   \
+    bool thrown_ = false;                                                                \
+    try {                                                                                \
+      stmt;                                                                              \
+    } catch (const ::mcpm::Error& e_) {                                                  \
+      thrown_ = true;                                                                    \
+      const std::string msg_ = e_.what();                                                \
+      for (const char* part_ : {__VA_ARGS__})                                            \
+        EXPECT_NE(msg_.find(part_), std::string::npos) << "message: " << msg_            \
+                                                       << "\n  missing: " << part_;      \
+    }                                                                                    \
+    EXPECT_TRUE(thrown_) << #stmt << " did not throw mcpm::Error";                       \
   } while (0)

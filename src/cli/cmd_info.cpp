@@ -1,0 +1,40 @@
+// `minicpm info`: the model's spec, the memory plan for the requested context, the backend and
+// the tokenizer.
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "core/error.h"
+
+namespace mcpm::cli {
+
+namespace {
+void run_info(const CommonOptions& o) {
+  Loaded l = load(o, NeedTokenizer::IfPresent);
+  const Model& m = *l.model;
+  std::printf("model      %s\n", m.dir().c_str());
+  std::printf("spec       %s\n", m.spec().describe().c_str());
+  std::printf("rope       %s factors, mscale %.6f, table for %lld positions\n", m.rope().long_factors ? "long" : "short",
+              m.rope().mscale, (long long)m.rope().n_ctx);
+  std::printf("eos ids   ");
+  for (int32_t id : m.spec().eos_ids) std::printf(" %d", id);
+  std::printf("\nbackend    %s\n", l.backend->describe().c_str());
+  std::printf("context    %lld tokens, KV %s (%.1f KiB per token), batch %lld\n", (long long)m.n_ctx(),
+              std::string(dtype_name(m.options().kv_dtype)).c_str(), double(m.kv_bytes_per_token()) / 1024.0,
+              (long long)m.options().max_batch);
+  std::printf("memory plan\n%s", m.plan().summary().c_str());
+  std::printf("decode reads %.1f MB of weights per token\n", double(m.weight_bytes_per_token()) / 1e6);
+  if (l.tokenizer)
+    std::printf("tokenizer  %lld tokens, bos %d, eos %d, chat template: %s\n", (long long)l.tokenizer->vocab_size(),
+                l.tokenizer->bos_id(), l.tokenizer->eos_id(), l.tokenizer->has_chat_template() ? "yes" : "no (ChatML fallback)");
+  else
+    std::printf("tokenizer  none (token-id commands only)\n");
+}
+}  // namespace
+
+void register_info(CLI::App& app) {
+  auto o = std::make_shared<CommonOptions>();
+  CLI::App* cmd = app.add_subcommand("info", "model spec, memory plan, backend and tokenizer");
+  add_common_options(*cmd, *o);
+  cmd->callback([o] { run_info(*o); });
+}
+
+}  // namespace mcpm::cli

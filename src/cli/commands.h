@@ -1,0 +1,12 @@
+// Each subcommand registers itself on the app (options + callback).
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace mcpm::cli {
+void register_generate(CLI::App& app);
+void register_chat(CLI::App& app);
+void register_perplexity(CLI::App& app);
+void register_bench(CLI::App& app);
+void register_tokenize(CLI::App& app);
+void register_info(CLI::App& app);
+}  // namespace mcpm::cli

@@ -1,0 +1,66 @@
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "common/test_util.h"
+#include "io/safetensors.h"
+
+using namespace mcpm;
+
+namespace {
+void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream f(path, std::ios::binary);
+  f.write(bytes.data(), std::streamsize(bytes.size()));
+}
+std::string le64(uint64_t v) {
+  std::string s(8, '\0');
+  for (int i = 0; i < 8; ++i) s[size_t(i)] = char(v >> (8 * i));
+  return s;
+}
+std::string file_with_header(const std::string& header, const std::string& data) { return le64(header.size()) + header + data; }
+}  // namespace
+
+TEST(Safetensors, RoundTripIsBitExact) {
+  const std::string dir = test::temp_dir();
+  std::vector<uint16_t> a(3 * 5);
+  for (size_t i = 0; i < a.size(); ++i) a[i] = uint16_t(i * 977 + 3);
+  std::vector<float> b = test::random_floats(7, 1);
+  std::vector<int32_t> c = {1, -2, 3};
+  write_safetensors(dir + "/x.safetensors",
+                    {{"a", DType::BF16, {3, 5}, a.data()}, {"b", DType::F32, {7}, b.data()}, {"c.i", DType::I32, {3}, c.data()}},
+                    {{"format", "pt"}});
+  SafetensorsFile f(dir + "/x.safetensors");
+  ASSERT_EQ(f.tensors().size(), 3u);
+  const TensorInfo* ta = f.find("a");
+  ASSERT_TRUE(ta);
+  EXPECT_EQ(ta->dtype, DType::BF16);
+  EXPECT_EQ(ta->shape, (std::vector<int64_t>{3, 5}));
+  EXPECT_EQ(0, std::memcmp(ta->data, a.data(), a.size() * 2));
+  EXPECT_EQ(0, std::memcmp(f.find("b")->data, b.data(), b.size() * 4));
+  EXPECT_EQ(0, std::memcmp(f.find("c.i")->data, c.data(), c.size() * 4));
+  EXPECT_EQ(f.metadata().at("format"), "pt");
+  EXPECT_EQ(f.find("nope"), nullptr);
+}
+
+TEST(Safetensors, BrokenFilesGiveClearErrors) {
+  const std::string dir = test::temp_dir(), p = dir + "/bad.safetensors";
+  write_bytes(p, "abc");
+  MCPM_EXPECT_ERROR(SafetensorsFile{p}, "bad.safetensors", "truncated");
+  write_bytes(p, le64(1000) + "{}");
+  MCPM_EXPECT_ERROR(SafetensorsFile{p}, "header length 1000", "beyond the end");
+  write_bytes(p, file_with_header("{\"a\": {\"dtype\": \"BF16\", \"shape\": [2], \"data_offsets\": [0, 4]", "xxxx"));
+  MCPM_EXPECT_ERROR(SafetensorsFile{p}, "malformed JSON");
+  write_bytes(p, file_with_header(R"({"a": {"dtype": "F8_E5M2", "shape": [2], "data_offsets": [0, 2]}})", "xx"));
+  MCPM_EXPECT_ERROR(SafetensorsFile{p}, "'a'", "unknown dtype 'F8_E5M2'");
+  write_bytes(p, file_with_header(R"({"a": {"dtype": "BF16", "shape": [4], "data_offsets": [0, 8]}})", "xxxx"));
+  MCPM_EXPECT_ERROR(SafetensorsFile{p}, "'a'", "truncated");
+  write_bytes(p, file_with_header(R"({"a": {"dtype": "BF16", "shape": [3], "data_offsets": [0, 4]}})", "xxxx"));
+  MCPM_EXPECT_ERROR(SafetensorsFile{p}, "'a'", "needs 6");
+  write_bytes(p, file_with_header(R"({"a": {"dtype": "BF16", "shape": [-1], "data_offsets": [0, 4]}})", "xxxx"));
+  MCPM_EXPECT_ERROR(SafetensorsFile{p}, "bad shape");
+  write_bytes(p, file_with_header(R"({"a": {"dtype": "BF16", "shape": [2]}})", "xxxx"));
+  MCPM_EXPECT_ERROR(SafetensorsFile{p}, "data_offsets");
+  write_bytes(p, file_with_header(R"([1, 2])", ""));
+  MCPM_EXPECT_ERROR(SafetensorsFile{p}, "not a JSON object");
+  MCPM_EXPECT_ERROR(SafetensorsFile{dir + "/missing.safetensors"}, "missing.safetensors", "cannot open");
+}
