@@ -14,6 +14,17 @@ namespace mcpm {
 
 enum class DeviceKind { CPU, CUDA };
 
+// Sampling done on the device (no logits copied to the host). Penalties need the token history and
+// run on the host instead.
+struct DeviceSampling {
+  float temperature = 0.0f;  // 0 = greedy
+  int top_k = 0;
+  float top_p = 1.0f;
+  float min_p = 0.0f;
+  uint64_t seed = 0;
+  uint64_t step = 0;  // counter: (seed, step) determines the random draw
+};
+
 struct BackendOptions {
   int n_threads = 0;             // CPU: 0 = all hardware threads
   bool bf16_activations = true;  // batched matmuls may round activations to bf16 (CPU AMX/AVX512-BF16)
@@ -49,6 +60,20 @@ class Backend {
   virtual void kv_store(const float* k, const float* v, int64_t T, const int32_t* positions, const KvLayer& kv) = 0;
   virtual void attention(const float* q, int64_t T, int64_t n_heads, const int32_t* positions, const KvLayer& kv,
                          float scale, float* out, void* scratch) = 0;
+
+  // ---- optional: device sampling ----
+  virtual bool supports_device_sampling() const { return false; }
+  // Picks a token from logits [V] (backend memory) and writes it to *out (backend memory).
+  virtual void sample(const float* logits, int64_t V, const DeviceSampling& s, int32_t* out) {}
+
+  // ---- optional: graph capture (CUDA graphs) ----
+  // The model records the op sequence of a fixed-shape step (e.g. one decode token) under `key` once
+  // and replays it afterwards. Ops must then read every per-step value from backend memory
+  // (positions, tokens), never from host arguments that change between steps.
+  virtual bool supports_graphs() const { return false; }
+  virtual bool graph_replay(int key) { return false; }  // true: the recorded graph was launched
+  virtual void graph_begin(int key) {}
+  virtual void graph_end(int key) {}                   // ends the recording and launches it once
 
  protected:
   int n_threads_ = 1;

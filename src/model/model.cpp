@@ -118,6 +118,7 @@ std::unique_ptr<Model> Model::load(const std::string& dir, Backend& backend, con
   const size_t r_ffn = plan.add("ffn", "scratch", size_t(B * spec.intermediate) * 4);
   const size_t r_ffn2 = plan.add("ffn_tmp", "scratch", size_t(B * spec.intermediate) * 4);
   const size_t r_logits = plan.add("logits", "scratch", size_t(o.max_logit_rows * spec.vocab_size) * 4);
+  const size_t r_sampled = plan.add("sampled_token", "scratch", 4);
   const size_t r_as =
       plan.add("attn_scratch", "scratch", std::max<size_t>(64, backend.attention_scratch_bytes(B, spec.n_heads, d, o.n_ctx)));
 
@@ -184,6 +185,7 @@ std::unique_ptr<Model> Model::load(const std::string& dir, Backend& backend, con
   m->ffn_tmp_ = static_cast<float*>(at(r_ffn2));
   m->logits_ = static_cast<float*>(at(r_logits));
   m->attn_scratch_ = at(r_as);
+  m->sampled_ = static_cast<int32_t*>(at(r_sampled));
   return m;
 }
 
@@ -218,7 +220,22 @@ void Model::forward(const int32_t* tokens, int64_t T) {
   for (int64_t t = 0; t < T; ++t) pos[size_t(t)] = int32_t(n_past_ + t);
   be.upload(tokens_, tokens, size_t(T) * 4);
   be.upload(positions_, pos.data(), size_t(T) * 4);
+  constexpr int kDecodeGraph = 1;
+  if (T == 1 && be.supports_graphs()) {
+    if (!be.graph_replay(kDecodeGraph)) {
+      be.graph_begin(kDecodeGraph);
+      run_layers(T);
+      be.graph_end(kDecodeGraph);
+    }
+  } else {
+    run_layers(T);
+  }
+  n_past_ += T;
+  last_T_ = T;
+}
 
+void Model::run_layers(int64_t T) {
+  Backend& be = *backend_;
   const ModelSpec& s = spec_;
   const float c = s.residual_scale(), eps = float(s.rms_eps);
   const float attn_scale = float(1.0 / std::sqrt(double(s.head_dim)));
@@ -240,8 +257,16 @@ void Model::forward(const int32_t* tokens, int64_t T) {
     be.matmul(ffn_, T, lw.w_down, x_, c, 1.0f);  // x += c * mlp
   }
   be.rmsnorm(x_, T, s.hidden, w_.final_norm, eps, xn_);
-  n_past_ += T;
-  last_T_ = T;
+}
+
+int32_t Model::sample(int64_t row, const DeviceSampling& sampling) {
+  MCPM_CHECK(backend_->supports_device_sampling(), "this backend has no device sampling");
+  MCPM_CHECK(row >= 0 && row < last_T_, "sample: row {} outside the last batch of {}", row, last_T_);
+  backend_->matmul(xn_ + row * spec_.hidden, 1, w_.lm_head, logits_, spec_.logit_scale(), 0.0f);
+  backend_->sample(logits_, spec_.vocab_size, sampling, sampled_);
+  int32_t tok = 0;
+  backend_->download(&tok, sampled_, 4);
+  return tok;
 }
 
 void Model::logits(int64_t row0, int64_t n_rows, float* out) {

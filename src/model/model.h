@@ -63,12 +63,16 @@ class Model {
   void forward(const int32_t* tokens, int64_t T);
   // logits [n_rows, V] (host memory) for rows [row0, row0+n_rows) of the last forward() call.
   void logits(int64_t row0, int64_t n_rows, float* out);
+  // Samples the next token from row `row` of the last forward() on the device (backend must
+  // support_device_sampling); only the token id comes back to the host.
+  int32_t sample(int64_t row, const DeviceSampling& sampling);
   // Forgets every position >= pos (speculative rollback, new chat turn with a shorter prefix).
   void truncate(int64_t pos);
 
  private:
   Model() = default;
   KvLayer kv_layer(int layer) const;
+  void run_layers(int64_t T);  // the op sequence of one forward() (captured as a graph for T == 1)
 
   std::string dir_;
   ModelSpec spec_;
@@ -98,6 +102,7 @@ class Model {
   float* ffn_tmp_ = nullptr;      // [B, F]
   float* logits_ = nullptr;       // [R, V]
   void* attn_scratch_ = nullptr;
+  int32_t* sampled_ = nullptr;    // [1] device-sampled token
 };
 
 }  // namespace mcpm

@@ -45,7 +45,7 @@ void Generator::evaluate(const std::vector<int32_t>& tokens) {
     const int64_t n = std::min<int64_t>(B, int64_t(tokens.size() - i));
     model_.forward(tokens.data() + i, n);
     cache_tokens_.insert(cache_tokens_.end(), tokens.begin() + int64_t(i), tokens.begin() + int64_t(i) + n);
-    if (i + size_t(n) == tokens.size()) model_.logits(n - 1, 1, logits_.data());
+    last_row_ = n - 1;
   }
 }
 
@@ -73,16 +73,28 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
   if (tok_) eos.push_back(tok_->eos_id());
   Sampler sampler(o.sampling);
   for (int32_t t : prompt) sampler.accept(t);
+  // Sample on the device when the backend can and no penalty needs the history on the host.
+  const SamplerParams& sp = o.sampling;
+  const bool on_device = model_.backend().supports_device_sampling() && sp.repetition_penalty == 1.0f &&
+                         sp.presence_penalty == 0.0f && sp.frequency_penalty == 0.0f;
+  DeviceSampling ds{sp.temperature, sp.top_k, sp.top_p, sp.min_p, sp.seed, 0};
+  auto next_token = [&]() -> int32_t {
+    if (on_device) {
+      ++ds.step;
+      return model_.sample(last_row_, ds);
+    }
+    model_.logits(last_row_, 1, logits_.data());
+    return sampler.sample(logits_.data(), model_.spec().vocab_size);
+  };
 
   std::optional<StreamingDecoder> stream;
   if (tok_) stream.emplace(*tok_);
   std::string pending;  // decoded text not yet streamed (possible start of a stop string)
   const double t1 = now_seconds();
-  const int64_t V = model_.spec().vocab_size;
   bool cancelled = false;
   res.finish = FinishReason::Length;
   for (int64_t i = 0; i < o.max_tokens; ++i) {
-    const int32_t tok = sampler.sample(logits_.data(), V);
+    const int32_t tok = next_token();
     if (o.stop_on_eos && std::find(eos.begin(), eos.end(), tok) != eos.end()) {
       res.finish = FinishReason::Eos;
       break;
@@ -123,7 +135,7 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
     if (i + 1 < o.max_tokens) {
       model_.forward(&tok, 1);
       cache_tokens_.push_back(tok);
-      model_.logits(0, 1, logits_.data());
+      last_row_ = 0;
     }
   }
   if (stream && res.finish != FinishReason::Stop && !cancelled) {

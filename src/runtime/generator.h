@@ -43,7 +43,7 @@ class Generator {
   Generator(Model& model, const Tokenizer* tokenizer);
   // Runs the prompt (reusing the cached common prefix), then generates.
   GenerateResult generate(const std::vector<int32_t>& prompt, const GenerateOptions& options, const TextCallback& on_text = {});
-  // Feeds tokens without sampling (prompt processing); leaves logits of the last token in `last_logits`.
+  // Feeds tokens without sampling (prompt processing).
   void evaluate(const std::vector<int32_t>& tokens);
   const std::vector<int32_t>& cached_tokens() const { return cache_tokens_; }
   void reset();
@@ -52,7 +52,8 @@ class Generator {
   Model& model_;
   const Tokenizer* tok_;
   std::vector<int32_t> cache_tokens_;  // tokens whose K/V are in the model's cache
-  std::vector<float> logits_;          // [V] logits after the last evaluated token
+  std::vector<float> logits_;          // [V] host logits of the row being sampled
+  int64_t last_row_ = 0;               // row of the last evaluated token in the model's last batch
 };
 
 // Length of the longest suffix of `text` that is a proper prefix of one of `stops` (text held back
