@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/memory_plan.h"
+#include "kernels/infllm.h"
 #include "kernels/types.h"
 
 namespace mcpm {
@@ -29,6 +30,7 @@ struct BackendOptions {
   int n_threads = 0;             // CPU: 0 = all hardware threads
   bool bf16_activations = true;  // batched matmuls may round activations to bf16 (CPU AMX/AVX512-BF16)
   int device_index = 0;          // CUDA
+  bool graphs = true;            // CUDA: capture the decode step once as a graph and replay it
 };
 
 class Backend {
@@ -48,6 +50,12 @@ class Backend {
   virtual double measure_bandwidth_gbs() = 0;
   // Scratch bytes the attention op needs (included in the model's memory plan).
   virtual size_t attention_scratch_bytes(int64_t max_T, int64_t n_heads, int64_t d, int64_t capacity) const = 0;
+  // Backend-private scratch for matmuls with up to max_T rows of max_K inputs (CUDA: the bf16 copy of
+  // the activations that tensor-core GEMMs read, and the GEMM library's workspace). The model adds it
+  // to its memory plan, so everything stays one allocation, and hands it over with bind_workspace()
+  // after allocate(). 0 = none needed.
+  virtual size_t workspace_bytes(int64_t max_T, int64_t max_K) const { return 0; }
+  virtual void bind_workspace(void* p, size_t bytes) {}
 
   // ---- ops (shapes as in kernels/ref/ref.h) ----
   virtual void embed(const int32_t* ids, int64_t T, const Matrix& table, float scale, float* out) = 0;
@@ -60,6 +68,27 @@ class Backend {
   virtual void kv_store(const float* k, const float* v, int64_t T, const int32_t* positions, const KvLayer& kv) = 0;
   virtual void attention(const float* q, int64_t T, int64_t n_heads, const int32_t* positions, const KvLayer& kv,
                          float scale, float* out, void* scratch) = 0;
+
+  // ---- optional: InfLLM v2 sparse attention (kernels/infllm.h, docs/infllmv2.md) ----
+  // Plan/run split: infllm_select (stage 1, the plan step) writes the block ids of every (kv head,
+  // query) into an index buffer of fixed shape; infllm_attention (stage 2) reads them. Both read
+  // the current length from positions[0] in backend memory, so a decode step stays one graph.
+  virtual bool supports_infllm() const { return false; }
+  // Scratch bytes of infllm_select + infllm_attention (one buffer, included in the memory plan).
+  virtual size_t infllm_scratch_bytes(int64_t max_T, int64_t n_heads, int64_t n_kv, int64_t d, int64_t n_ctx,
+                                      const InfllmParams& p) const { return 0; }
+  // Writes the compressed kernels whose windows end in (positions[0], positions[0] + T].
+  virtual void infllm_compress(const KvLayer& kv, const CompressedKeys& c, const InfllmParams& p,
+                               const int32_t* positions, int64_t T) { no_infllm(); }
+  // Stage 1 for T queries at positions[0] .. positions[0]+T-1: idx [n_kv, T, topk_total].
+  virtual void infllm_select(const float* q, int64_t T, int64_t n_heads, const int32_t* positions,
+                             const CompressedKeys& c, const InfllmParams& p, float scale, const BlockIndex& idx,
+                             void* scratch) { no_infllm(); }
+  // Stage 2: attention over the selected blocks; q/out [T, n_heads, d].
+  virtual void infllm_attention(const float* q, int64_t T, int64_t n_heads, const int32_t* positions, const KvLayer& kv,
+                                const InfllmParams& p, const BlockIndex& idx, float scale, float* out, void* scratch) {
+    no_infllm();
+  }
 
   // ---- optional: device sampling ----
   virtual bool supports_device_sampling() const { return false; }
@@ -76,6 +105,7 @@ class Backend {
   virtual void graph_end(int key) {}                   // ends the recording and launches it once
 
  protected:
+  [[noreturn]] void no_infllm() const;
   int n_threads_ = 1;
 };
 

@@ -3,6 +3,10 @@
 
 namespace mcpm {
 
+void Backend::no_infllm() const {
+  fail("the {} backend has no InfLLM v2 sparse attention kernels (run with --sparse off)", describe());
+}
+
 #ifdef MCPM_WITH_CUDA
 std::unique_ptr<Backend> make_cuda_backend(const BackendOptions& options);
 bool cuda_device_present();

@@ -10,6 +10,7 @@
 #include "core/thread_pool.h"
 #include "core/timer.h"
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/infllm_ops.h"
 
 namespace mcpm {
 
@@ -63,6 +64,24 @@ class CpuBackend final : public Backend {
   void attention(const float* q, int64_t T, int64_t n_heads, const int32_t* positions, const KvLayer& kv, float scale,
                  float* out, void* scratch) override {
     cpu::attention(ctx_, q, T, n_heads, positions[0], kv, scale, out, scratch);
+  }
+
+  bool supports_infllm() const override { return true; }
+  size_t infllm_scratch_bytes(int64_t max_T, int64_t n_heads, int64_t n_kv, int64_t d, int64_t n_ctx,
+                              const InfllmParams& p) const override {
+    return cpu::infllm_scratch_bytes(max_T, n_heads, n_kv, d, n_ctx, p, pool_.size());
+  }
+  void infllm_compress(const KvLayer& kv, const CompressedKeys& c, const InfllmParams& p, const int32_t* positions,
+                       int64_t T) override {
+    cpu::infllm_compress(ctx_, kv, c, p, positions[0], T);
+  }
+  void infllm_select(const float* q, int64_t T, int64_t n_heads, const int32_t* positions, const CompressedKeys& c,
+                     const InfllmParams& p, float scale, const BlockIndex& idx, void* scratch) override {
+    cpu::infllm_select(ctx_, q, T, n_heads, positions[0], c, p, scale, idx, scratch);
+  }
+  void infllm_attention(const float* q, int64_t T, int64_t n_heads, const int32_t* positions, const KvLayer& kv,
+                        const InfllmParams& p, const BlockIndex& idx, float scale, float* out, void* scratch) override {
+    cpu::infllm_attention(ctx_, q, T, n_heads, positions[0], kv, p, idx, scale, out, scratch);
   }
 
  private:

@@ -1,6 +1,10 @@
 // `minicpm bench`: prefill and decode speed on random tokens, next to the memory-bandwidth floor
 // (weights + KV bytes read per decoded token / measured bandwidth).
+// --depths D1,D2,...: a table of decode and prefill speed at each context depth, dense and (for a
+// checkpoint with a sparse_config) InfLLM v2 sparse, with the attention bytes read per token;
+// --fill random writes random K/V for the depth instead of running the model over it.
 #include <algorithm>
+#include <vector>
 
 #include "cli/commands.h"
 #include "cli/common.h"
@@ -16,9 +20,109 @@ struct BenchArgs {
   int64_t n_prompt = 512, n_gen = 128, depth = -1;
   int reps = 3;
   bool json = false;
+  std::vector<int64_t> depths;  // table mode
+  std::string fill = "model";   // how the depth is filled in table mode: model | random
 };
 
+// Table mode: per depth, decode n_gen tokens and prefill an n_prompt chunk at that depth, dense and
+// sparse, next to the bytes each decoded token reads.
+void run_depth_table(BenchArgs& a) {
+  const int64_t max_depth = *std::max_element(a.depths.begin(), a.depths.end());
+  const int64_t need = max_depth + std::max<int64_t>(a.n_gen, a.n_prompt) + 1;
+  Loaded l = load(a.common, NeedTokenizer::No, need, 1);
+  Model& m = *l.model;
+  const ModelSpec& s = m.spec();
+  Rng rng(42);
+  auto random_tokens = [&](int64_t n) {
+    std::vector<int32_t> t(static_cast<size_t>(n));
+    for (auto& x : t) x = int32_t(rng.next_u64() % uint64_t(s.vocab_size));
+    return t;
+  };
+  std::vector<float> logits(size_t(s.vocab_size));
+  const double bw = l.backend->measure_bandwidth_gbs();
+  const double wbytes = double(m.weight_bytes_per_token());
+  std::printf("model      %s\n", m.dir().c_str());
+  std::printf("backend    %s\n", l.backend->describe().c_str());
+  std::printf("shape      %s\n", s.describe().c_str());
+  std::printf("bandwidth  %.1f GB/s measured read; weights %.1f MB per token; depth filled by %s\n", bw, wbytes / 1e6,
+              a.fill == "random" ? "random K/V (--fill random)" : "running the model over random tokens");
+  std::printf("%-8s %-7s %12s %12s %10s %10s %10s %10s %12s\n", "depth", "attn", "decode tok/s", "floor tok/s",
+              "attn MB/t", "KV MB/t", "comp MB/t", "total MB/t", "prefill tok/s");
+  json rows = json::array();
+  std::vector<bool> modes = {false};
+  if (m.sparse_active()) modes.push_back(true);
+  for (int64_t depth : a.depths) {
+    m.truncate(0);
+    if (a.fill == "random") {
+      m.fill_random_context(depth, uint64_t(depth));
+    } else {
+      m.set_sparse_enabled(true);
+      const auto toks = random_tokens(depth);
+      for (int64_t i = 0; i < depth; i += m.options().max_batch)
+        m.forward(toks.data() + i, std::min<int64_t>(m.options().max_batch, depth - i));
+    }
+    // Repetitions alternate the modes, so that load changes on a shared machine hit both alike.
+    std::vector<double> best_tg(modes.size(), 0.0), best_pp(modes.size(), 0.0);
+    for (int r = 0; r < a.reps; ++r)
+      for (size_t mi = 0; mi < modes.size(); ++mi) {
+        m.set_sparse_enabled(modes[mi]);
+        if (r == 0) {  // warm-up step (builds the compressed caches on the first sparse call), rolled back
+          const auto warm = random_tokens(1);
+          m.forward(warm.data(), 1);
+          m.truncate(depth);
+        }
+        if (a.n_gen > 0) {
+          const auto toks = random_tokens(a.n_gen);
+          const double t0 = now_seconds();
+          for (int64_t i = 0; i < a.n_gen; ++i) {
+            m.forward(&toks[size_t(i)], 1);
+            m.logits(0, 1, logits.data());
+          }
+          l.backend->synchronize();
+          best_tg[mi] = std::max(best_tg[mi], double(a.n_gen) / (now_seconds() - t0));
+          m.truncate(depth);
+        }
+        if (a.n_prompt > 0) {
+          const auto toks = random_tokens(a.n_prompt);
+          const double t0 = now_seconds();
+          for (int64_t i = 0; i < a.n_prompt; i += m.options().max_batch)
+            m.forward(toks.data() + i, std::min<int64_t>(m.options().max_batch, a.n_prompt - i));
+          m.logits(0, 1, logits.data());
+          l.backend->synchronize();
+          best_pp[mi] = std::max(best_pp[mi], double(a.n_prompt) / (now_seconds() - t0));
+          m.truncate(depth);
+        }
+      }
+    for (size_t mi = 0; mi < modes.size(); ++mi) {
+      m.set_sparse_enabled(modes[mi]);
+      const bool is_sparse = m.sparse_step(depth + 1);
+      // Bytes per decoded token at the middle of the decode run.
+      const int64_t L = depth + std::max<int64_t>(1, a.n_gen / 2);
+      double kv = double(m.kv_bytes_per_token()) * double(L), comp = 0;
+      if (is_sparse) {
+        const AttentionBytes ab = attention_bytes_per_token(s, m.sparse_params(), L, m.options().kv_dtype);
+        kv = ab.sparse_kv;
+        comp = ab.compressed;
+      }
+      const double total = wbytes + kv + comp, floor = bw * 1e9 / total;
+      std::printf("%-8lld %-7s %12.2f %12.2f %10.1f %10.1f %10.2f %10.1f %12.1f\n", (long long)depth,
+                  is_sparse ? "sparse" : "dense", best_tg[mi], floor, (kv + comp) / 1e6, kv / 1e6, comp / 1e6,
+                  total / 1e6, best_pp[mi]);
+      rows.push_back({{"depth", depth}, {"attention", is_sparse ? "sparse" : "dense"}, {"decode_tok_s", best_tg[mi]},
+                      {"floor_tok_s", floor}, {"kv_bytes_per_token", kv}, {"compressed_bytes_per_token", comp},
+                      {"weight_bytes_per_token", wbytes}, {"prefill_tok_s", best_pp[mi]}, {"n_prompt", a.n_prompt},
+                      {"n_gen", a.n_gen}});
+    }
+    m.set_sparse_enabled(true);
+  }
+  std::printf("(decode: -n %lld tokens after the depth; prefill: one -p %lld chunk after the depth; best of %d)\n",
+              (long long)a.n_gen, (long long)a.n_prompt, a.reps);
+  if (a.json)
+    std::printf("%s\n", json({{"rows", rows}, {"bandwidth_gbs", bw}, {"threads", l.backend->n_threads()}}).dump().c_str());
+}
+
 void run_bench(BenchArgs& a) {
+  if (!a.depths.empty()) return run_depth_table(a);
   // --ctx N without --depth: decode the last n tokens of an N-token context.
   if (a.depth < 0) a.depth = a.common.ctx > 0 ? std::max<int64_t>(0, a.common.ctx - a.n_gen) : 0;
   const int64_t need = std::max(a.n_prompt, a.depth + a.n_gen) + 1;
@@ -67,7 +171,13 @@ void run_bench(BenchArgs& a) {
     }
   }
   const double bw = l.backend->measure_bandwidth_gbs();
-  const double kv_avg = double(m.kv_bytes_per_token()) * (double(a.depth) + double(a.n_gen) / 2.0);
+  double kv_avg = double(m.kv_bytes_per_token()) * (double(a.depth) + double(a.n_gen) / 2.0);
+  const int64_t mid = a.depth + std::max<int64_t>(1, a.n_gen / 2);
+  const bool sparse = m.sparse_step(mid);
+  if (sparse) {  // InfLLM v2: selected K/V + compressed keys
+    const AttentionBytes ab = attention_bytes_per_token(s, m.sparse_params(), mid, m.options().kv_dtype);
+    kv_avg = ab.sparse_kv + ab.compressed;
+  }
   const double bytes = double(m.weight_bytes_per_token()) + kv_avg;
   const double floor = bw * 1e9 / bytes;
   std::printf("model      %s\n", m.dir().c_str());
@@ -77,8 +187,9 @@ void run_bench(BenchArgs& a) {
   if (a.n_gen > 0)
     std::printf("decode     tg%-6lld %10.1f tok/s  at depth %lld   (%.1f%% of the floor)\n", (long long)a.n_gen, best_tg,
                 (long long)a.depth, 100.0 * best_tg / floor);
-  std::printf("floor      %.1f tok/s = %.1f GB/s measured read bandwidth / %.1f MB per token (weights %.1f MB + KV %.1f MB)\n",
-              floor, bw, bytes / 1e6, double(m.weight_bytes_per_token()) / 1e6, kv_avg / 1e6);
+  std::printf("floor      %.1f tok/s = %.1f GB/s measured read bandwidth / %.1f MB per token (weights %.1f MB + %s %.1f MB)\n",
+              floor, bw, bytes / 1e6, double(m.weight_bytes_per_token()) / 1e6,
+              sparse ? "InfLLM v2 sparse: selected KV + compressed keys" : "KV", kv_avg / 1e6);
   if (a.json)
     std::printf("%s\n", json({{"prefill_tok_s", best_pp}, {"decode_tok_s", best_tg}, {"floor_tok_s", floor},
                               {"bandwidth_gbs", bw}, {"bytes_per_token", bytes}, {"depth", a.depth},
@@ -97,6 +208,12 @@ void register_bench(CLI::App& app) {
   cmd->add_option("-d,--depth", a->depth, "tokens already in the context before the decode test (default: --ctx minus -n)");
   cmd->add_option("-r,--reps", a->reps, "repetitions (best is reported)");
   cmd->add_flag("--json", a->json, "end with a JSON line {prefill_tok_s, decode_tok_s, floor_tok_s, ...}");
+  cmd->add_option("--depths", a->depths,
+                  "table mode: decode (-n) and prefill (-p chunk) at each of these context depths, dense and InfLLM v2 "
+                  "sparse, with the bytes read per token (e.g. 8192,32768,65536,131072)")
+      ->delimiter(',');
+  cmd->add_option("--fill", a->fill, "table mode: fill each depth by running the model (model) or with random K/V (random)")
+      ->check(CLI::IsMember({"model", "random"}));
   cmd->callback([a] { run_bench(*a); });
 }
 

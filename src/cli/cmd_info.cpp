@@ -20,7 +20,23 @@ void run_info(const CommonOptions& o) {
   std::printf("context    %lld tokens, KV %s (%.1f KiB per token), batch %lld\n", (long long)m.n_ctx(),
               std::string(dtype_name(m.options().kv_dtype)).c_str(), double(m.kv_bytes_per_token()) / 1024.0,
               (long long)m.options().max_batch);
-  std::printf("memory plan\n%s", m.plan().summary().c_str());
+  if (m.sparse_active()) {
+    const InfllmParams& p = m.sparse_params();
+    const MemoryPlan& plan = m.plan();
+    size_t c_bytes = 0;
+    for (const auto& r : plan.regions())
+      if (r.name == "compressed_k1" || r.name == "compressed_k2") c_bytes += r.bytes;
+    std::printf("sparse     InfLLM v2 on: %s; %lld blocks of %lld per query (init %lld, local %lld), compressed keys %s "
+                "(%lld + %lld kernels per kv head and layer), block index + selection scratch %s\n",
+                m.dense_len() < 0 ? "always sparse" : fmt::format("sparse from length {}", m.dense_len()).c_str(),
+                (long long)p.topk_total, (long long)p.block_size, (long long)p.init_blocks, (long long)p.local_blocks + 1,
+                format_bytes(c_bytes).c_str(), (long long)p.n_fine(m.n_ctx()), (long long)p.n_coarse(m.n_ctx()),
+                format_bytes(plan.category_bytes("sparse") - c_bytes).c_str());
+  } else {
+    std::printf("sparse     off (%s)\n", m.spec().sparse ? "--sparse off" : "no sparse_config: dense attention");
+  }
+  std::printf("memory plan (weights + rope + KV cache + scratch%s)\n%s", m.sparse_active() ? " + sparse: compressed keys, block index" : "",
+              m.plan().summary().c_str());
   std::printf("decode reads %.1f MB of weights per token\n", double(m.weight_bytes_per_token()) / 1e6);
   if (l.tokenizer)
     std::printf("tokenizer  %lld tokens, bos %d, eos %d, chat template: %s\n", (long long)l.tokenizer->vocab_size(),

@@ -9,4 +9,6 @@ void register_perplexity(CLI::App& app);
 void register_bench(CLI::App& app);
 void register_tokenize(CLI::App& app);
 void register_info(CLI::App& app);
+void register_train(CLI::App& app);  // cmd_train.cpp
+void register_data(CLI::App& app);   // cmd_data.cpp
 }  // namespace mcpm::cli

@@ -19,6 +19,9 @@ void add_common_options(CLI::App& cmd, CommonOptions& o, bool with_ctx) {
   if (with_ctx) cmd.add_option("-c,--ctx", o.ctx, "context size in tokens (KV cache capacity)");
   cmd.add_option("-b,--batch", o.batch, "most tokens per forward pass (prefill chunk)");
   cmd.add_option("--kv-type", o.kv_type, "KV cache type: bf16 or f32")->check(CLI::IsMember({"bf16", "f32"}));
+  cmd.add_option("--sparse", o.sparse,
+                 "InfLLM v2 sparse attention: auto (as config.json sparse_config says), on (required), off (dense)")
+      ->check(CLI::IsMember({"auto", "on", "off"}));
   cmd.add_flag("--exact", o.exact, "fp32 activations in batched matmuls (no bf16 rounding; slower prefill)");
   cmd.add_flag("-v,--verbose", o.verbose, "debug logging");
   cmd.add_flag("-q,--quiet", o.quiet, "only warnings and errors on stderr");
@@ -91,6 +94,7 @@ Loaded load(const CommonOptions& o, NeedTokenizer need, int64_t min_ctx, int64_t
   lo.max_batch = o.batch;
   lo.max_logit_rows = max_logit_rows;
   lo.kv_dtype = o.kv_type == "f32" ? DType::F32 : DType::BF16;
+  lo.sparse = parse_sparse_mode(o.sparse);
   l.model = Model::load(dir, *l.backend, lo);
   if (l.tokenizer)
     MCPM_CHECK(l.tokenizer->vocab_size() <= l.model->spec().vocab_size,

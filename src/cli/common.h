@@ -19,6 +19,7 @@ struct CommonOptions {
   int64_t ctx = 0;
   int64_t batch = 512;
   std::string kv_type = "bf16";
+  std::string sparse = "auto";  // InfLLM v2: auto (as configured), on, off
   bool exact = false;  // fp32 activations in batched matmuls
   bool verbose = false, quiet = false;
 };

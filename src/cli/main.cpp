@@ -17,6 +17,8 @@ int main(int argc, char** argv) {
   mcpm::cli::register_bench(app);
   mcpm::cli::register_tokenize(app);
   mcpm::cli::register_info(app);
+  mcpm::cli::register_train(app);
+  mcpm::cli::register_data(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -36,7 +36,8 @@ CpuFeatures detect() {
       const bool amx_tile = d & (1u << 24), amx_bf16 = d & (1u << 22);
       unsigned a1, b1, c1, d1;
       if (__get_cpuid_count(7, 1, &a1, &b1, &c1, &d1)) f.avx512bf16 = f.avx512f && (a1 & (1u << 5));
-      if (amx_tile && amx_bf16 && (xcr0_hi & 0x6) != 0) {
+      // XCR0 bits 17 (XTILECFG) and 18 (XTILEDATA): the OS manages the AMX tile state.
+      if (amx_tile && amx_bf16 && (xcr0_lo & 0x60000u) == 0x60000u) {
         // Linux: ask for permission to use the AMX tile data state.
         constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
         f.amx_bf16 = syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;

@@ -1,11 +1,13 @@
 #include "model/model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <set>
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/rng.h"
 #include "model/tensor_names.h"
 
 namespace mcpm {
@@ -91,6 +93,18 @@ std::unique_ptr<Model> Model::load(const std::string& dir, Backend& backend, con
   if (o.n_ctx > spec.max_position)
     MCPM_LOG_INFO("context {} exceeds max_position_embeddings {}: using the config's long RoPE factors", o.n_ctx,
                   spec.max_position);
+  // InfLLM v2: on needs a sparse_config; auto uses it when present and the backend has the kernels.
+  MCPM_CHECK(o.sparse != SparseMode::On || spec.sparse, "{}: --sparse on, but config.json has no sparse_config (this "
+             "model has no InfLLM v2 attention; use --sparse auto or off)", folder.path("config.json"));
+  if (spec.sparse && o.sparse != SparseMode::Off) {
+    if (backend.supports_infllm()) {
+      m->sparse_ = infllm_params(*spec.sparse);
+      m->dense_len_ = spec.sparse->dense_len;
+    } else {
+      MCPM_CHECK(o.sparse != SparseMode::On, "--sparse on: the {} backend has no InfLLM v2 kernels", backend.describe());
+      MCPM_LOG_WARN("the {} backend has no InfLLM v2 kernels: running dense attention", backend.describe());
+    }
+  }
 
   // ---- memory plan: weights, KV cache, scratch ----
   MemoryPlan& plan = m->plan_;
@@ -121,6 +135,20 @@ std::unique_ptr<Model> Model::load(const std::string& dir, Backend& backend, con
   const size_t r_sampled = plan.add("sampled_token", "scratch", 4);
   const size_t r_as =
       plan.add("attn_scratch", "scratch", std::max<size_t>(64, backend.attention_scratch_bytes(B, spec.n_heads, d, o.n_ctx)));
+  const size_t ws_bytes = backend.workspace_bytes(B, std::max({H, spec.q_dim(), spec.intermediate}));
+  const size_t r_ws = ws_bytes ? plan.add("backend_workspace", "scratch", ws_bytes) : 0;
+  // InfLLM v2 (category "sparse"): compressed keys C1/C2 per layer, the stage-1 block index, scratch.
+  size_t r_c1 = 0, r_c2 = 0, r_idx = 0, r_ss = 0, r_cpos = 0;
+  if (m->sparse_) {
+    const InfllmParams& sp = *m->sparse_;
+    const size_t row = size_t(L * spec.n_kv_heads * d) * dtype_size(o.kv_dtype);
+    r_c1 = plan.add("compressed_k1", "sparse", row * size_t(sp.n_fine(o.n_ctx)));
+    r_c2 = plan.add("compressed_k2", "sparse", row * size_t(sp.n_coarse(o.n_ctx)));
+    r_idx = plan.add("block_index", "sparse", size_t(spec.n_kv_heads * B * sp.topk_total) * 4);
+    r_ss = plan.add("sparse_scratch", "sparse",
+                    std::max<size_t>(64, backend.infllm_scratch_bytes(B, spec.n_heads, spec.n_kv_heads, d, o.n_ctx, sp)));
+    r_cpos = plan.add("compress_pos", "sparse", 4);
+  }
 
   // ---- one allocation, then fill it ----
   char* base = static_cast<char*>(backend.allocate(plan));
@@ -186,6 +214,14 @@ std::unique_ptr<Model> Model::load(const std::string& dir, Backend& backend, con
   m->logits_ = static_cast<float*>(at(r_logits));
   m->attn_scratch_ = at(r_as);
   m->sampled_ = static_cast<int32_t*>(at(r_sampled));
+  if (ws_bytes) backend.bind_workspace(at(r_ws), ws_bytes);
+  if (m->sparse_) {
+    m->c1_cache_ = at(r_c1);
+    m->c2_cache_ = at(r_c2);
+    m->block_idx_ = static_cast<int32_t*>(at(r_idx));
+    m->sparse_scratch_ = at(r_ss);
+    m->comp_pos_ = static_cast<int32_t*>(at(r_cpos));
+  }
   return m;
 }
 
@@ -208,6 +244,61 @@ KvLayer Model::kv_layer(int layer) const {
                  options_.kv_dtype, spec_.n_kv_heads, spec_.head_dim, options_.n_ctx};
 }
 
+CompressedKeys Model::compressed_layer(int layer) const {
+  const InfllmParams& p = *sparse_;
+  CompressedKeys c;
+  c.dtype = options_.kv_dtype;
+  c.n_kv = spec_.n_kv_heads;
+  c.d = spec_.head_dim;
+  c.cap1 = p.n_fine(options_.n_ctx);
+  c.cap2 = p.n_coarse(options_.n_ctx);
+  const size_t row = size_t(c.n_kv * c.d) * dtype_size(c.dtype);
+  c.c1 = static_cast<char*>(c1_cache_) + row * size_t(c.cap1) * size_t(layer);
+  c.c2 = static_cast<char*>(c2_cache_) + row * size_t(c.cap2) * size_t(layer);
+  return c;
+}
+
+bool Model::sparse_step(int64_t L) const {
+  return sparse_ && sparse_enabled_ && (dense_len_ < 0 || L >= dense_len_);
+}
+
+std::vector<int32_t> Model::last_block_index() {
+  std::vector<int32_t> out;
+  if (!sparse_ || last_sparse_T_ == 0) return out;
+  out.resize(size_t(spec_.n_kv_heads * last_sparse_T_ * sparse_->topk_total));
+  backend_->download(out.data(), block_idx_, out.size() * 4);
+  return out;
+}
+
+void Model::fill_random_context(int64_t n, uint64_t seed) {
+  MCPM_CHECK(n >= 0 && n <= options_.n_ctx, "fill_random_context: {} tokens outside the context of {}", n, options_.n_ctx);
+  constexpr int64_t kVariants = 1024;  // layers and heads read the same values at different row offsets
+  const int64_t d = spec_.head_dim, es = int64_t(dtype_size(options_.kv_dtype));
+  std::vector<char> buf(size_t((n + kVariants) * d * es));
+  Rng rng(seed);
+  for (int64_t i = 0; i < (n + kVariants) * d; ++i) {
+    const float x = rng.uniform() * 2.0f - 1.0f;
+    if (options_.kv_dtype == DType::BF16) {
+      reinterpret_cast<bf16_t*>(buf.data())[i] = f32_to_bf16(x);
+    } else {
+      reinterpret_cast<float*>(buf.data())[i] = x;
+    }
+  }
+  for (int l = 0; l < int(spec_.n_layers); ++l) {
+    const KvLayer kv = kv_layer(l);
+    for (int64_t g = 0; g < spec_.n_kv_heads; ++g)
+      for (int kind = 0; kind < 2; ++kind) {
+        const int64_t off = (l * 131 + g * 37 + kind * 17) % kVariants;
+        char* dst = static_cast<char*>(kind ? kv.v : kv.k) + size_t(g * kv.capacity * d * es);
+        backend_->upload(dst, buf.data() + size_t(off * d * es), size_t(n * d * es));
+      }
+  }
+  n_past_ = n;
+  last_T_ = 0;
+  comp_len_ = 0;  // the compressed caches are rebuilt by the next sparse call
+  last_sparse_T_ = 0;
+}
+
 void Model::forward(const int32_t* tokens, int64_t T) {
   MCPM_CHECK(T >= 1 && T <= options_.max_batch, "forward: {} tokens per call, expected 1..{}", T, options_.max_batch);
   MCPM_CHECK(n_past_ + T <= options_.n_ctx,
@@ -220,21 +311,32 @@ void Model::forward(const int32_t* tokens, int64_t T) {
   for (int64_t t = 0; t < T; ++t) pos[size_t(t)] = int32_t(n_past_ + t);
   be.upload(tokens_, tokens, size_t(T) * 4);
   be.upload(positions_, pos.data(), size_t(T) * 4);
-  constexpr int kDecodeGraph = 1;
+  const bool sparse = sparse_step(n_past_ + T);
+  if (sparse && comp_len_ < n_past_) {
+    // First sparse call after dense ones (decode crossing dense_len, or after set_sparse_enabled):
+    // build the compressed kernels of the cached keys [comp_len_, n_past_) in one pass.
+    const int32_t from = int32_t(comp_len_);
+    be.upload(comp_pos_, &from, 4);
+    for (int l = 0; l < int(spec_.n_layers); ++l)
+      be.infllm_compress(kv_layer(l), compressed_layer(l), *sparse_, comp_pos_, n_past_ - comp_len_);
+  }
+  constexpr int kDecodeGraph = 1, kSparseDecodeGraph = 2;
   if (T == 1 && be.supports_graphs()) {
-    if (!be.graph_replay(kDecodeGraph)) {
-      be.graph_begin(kDecodeGraph);
-      run_layers(T);
-      be.graph_end(kDecodeGraph);
+    const int key = sparse ? kSparseDecodeGraph : kDecodeGraph;
+    if (!be.graph_replay(key)) {
+      be.graph_begin(key);
+      run_layers(T, sparse);
+      be.graph_end(key);
     }
   } else {
-    run_layers(T);
+    run_layers(T, sparse);
   }
   n_past_ += T;
   last_T_ = T;
+  if (sparse) comp_len_ = n_past_, last_sparse_T_ = T;
 }
 
-void Model::run_layers(int64_t T) {
+void Model::run_layers(int64_t T, bool sparse) {
   Backend& be = *backend_;
   const ModelSpec& s = spec_;
   const float c = s.residual_scale(), eps = float(s.rms_eps);
@@ -250,7 +352,15 @@ void Model::run_layers(int64_t T) {
     be.rope(q_, T, s.n_heads, s.head_dim, positions_, rope_cos_, rope_sin_);
     be.rope(k_, T, s.n_kv_heads, s.head_dim, positions_, rope_cos_, rope_sin_);
     be.kv_store(k_, v_, T, positions_, kv);
-    be.attention(q_, T, s.n_heads, positions_, kv, attn_scale, attn_, attn_scratch_);
+    if (sparse) {  // InfLLM v2: close new compressed kernels, select blocks (plan), attend (run)
+      const CompressedKeys ck = compressed_layer(l);
+      const BlockIndex idx{block_idx_, T, sparse_->topk_total};
+      be.infllm_compress(kv, ck, *sparse_, positions_, T);
+      be.infllm_select(q_, T, s.n_heads, positions_, ck, *sparse_, attn_scale, idx, sparse_scratch_);
+      be.infllm_attention(q_, T, s.n_heads, positions_, kv, *sparse_, idx, attn_scale, attn_, sparse_scratch_);
+    } else {
+      be.attention(q_, T, s.n_heads, positions_, kv, attn_scale, attn_, attn_scratch_);
+    }
     be.matmul(attn_, T, lw.wo, x_, c, 1.0f);  // x += c * o
     be.rmsnorm(x_, T, s.hidden, lw.ffn_norm, eps, xn_);
     be.gate_up_silu(xn_, T, lw.w_gate, lw.w_up, ffn_, ffn_tmp_);
@@ -283,6 +393,10 @@ void Model::truncate(int64_t pos) {
   MCPM_CHECK(pos >= 0 && pos <= n_past_, "truncate({}) outside [0, {}]", pos, n_past_);
   n_past_ = pos;
   last_T_ = 0;
+  // Compressed kernels of windows ending at or before pos stay valid; later ones are rewritten by
+  // the calls that refill those positions (or by the catch-up of the next sparse call).
+  comp_len_ = std::min(comp_len_, pos);
+  last_sparse_T_ = 0;
 }
 
 }  // namespace mcpm

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -10,6 +11,7 @@
 #include "core/memory_plan.h"
 #include "io/checkpoint.h"
 #include "kernels/types.h"
+#include "model/sparse.h"
 #include "model/spec.h"
 
 namespace mcpm {
@@ -19,6 +21,7 @@ struct LoadOptions {
   int64_t max_batch = 512;      // most tokens per forward() call (prefill chunk)
   int64_t max_logit_rows = 64;  // most rows per logits() call
   DType kv_dtype = DType::BF16;  // BF16 or F32
+  SparseMode sparse = SparseMode::Auto;  // InfLLM v2 (config.json sparse_config): auto, on, off
 };
 
 struct LayerWeights {
@@ -69,10 +72,30 @@ class Model {
   // Forgets every position >= pos (speculative rollback, new chat turn with a shorter prefix).
   void truncate(int64_t pos);
 
+  // ---- InfLLM v2 sparse attention (docs/infllmv2.md) ----
+  // Active when the checkpoint has a sparse_config and --sparse is not off (the memory plan then
+  // holds the compressed key caches, the block index and the selection scratch: category "sparse").
+  bool sparse_active() const { return sparse_.has_value(); }
+  const InfllmParams& sparse_params() const { return sparse_.value(); }  // requires sparse_active()
+  int64_t dense_len() const { return dense_len_; }
+  // Whether a forward() call whose keys end at L (= n_past + T) runs the sparse path: sparse is
+  // active and enabled and (dense_len == -1 or L >= dense_len), as the HF driver decides per call.
+  bool sparse_step(int64_t L) const;
+  // Runtime switch for benchmarks and tests: false runs every call dense (same memory plan); the
+  // compressed caches are rebuilt from the K cache on the next sparse call.
+  void set_sparse_enabled(bool on) { sparse_enabled_ = on; }
+  // Block ids [n_kv, T, topk_total] chosen by the last layer in the last sparse call (host copy).
+  std::vector<int32_t> last_block_index();
+
+  // Benchmarks at long depths on slow machines: makes positions [0, n) of every layer's K/V cache
+  // random values (as if n tokens had been run) without running the model; n_past becomes n.
+  void fill_random_context(int64_t n, uint64_t seed);
+
  private:
   Model() = default;
   KvLayer kv_layer(int layer) const;
-  void run_layers(int64_t T);  // the op sequence of one forward() (captured as a graph for T == 1)
+  void run_layers(int64_t T, bool sparse);  // the op sequence of one forward() (captured as a graph for T == 1)
+  CompressedKeys compressed_layer(int layer) const;
 
   std::string dir_;
   ModelSpec spec_;
@@ -103,6 +126,18 @@ class Model {
   float* logits_ = nullptr;       // [R, V]
   void* attn_scratch_ = nullptr;
   int32_t* sampled_ = nullptr;    // [1] device-sampled token
+
+  // InfLLM v2 state (regions of category "sparse"; null when sparse is not active).
+  std::optional<InfllmParams> sparse_;
+  int64_t dense_len_ = -1;
+  bool sparse_enabled_ = true;
+  int64_t comp_len_ = 0;            // compressed kernels are valid for every window ending at or before this
+  int64_t last_sparse_T_ = 0;
+  void* c1_cache_ = nullptr;        // [L, nkv, n_fine(n_ctx), d] kv dtype
+  void* c2_cache_ = nullptr;        // [L, nkv, n_coarse(n_ctx), d]
+  int32_t* block_idx_ = nullptr;    // [nkv, B, topk_total] stage-1 output (reused by every layer)
+  void* sparse_scratch_ = nullptr;  // backend infllm scratch
+  int32_t* comp_pos_ = nullptr;     // [1] start position of a catch-up compression
 };
 
 }  // namespace mcpm

@@ -4,21 +4,51 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "core/thread_pool.h"
 #include "kernels/types.h"
 
 namespace mcpm::cpu {
 
+// Matmul implementations. Auto picks per call: Gemv for T <= kGemvMaxT (exact fp32, weights read
+// once for all T rows), then Amx > Avx512Bf16 (bf16 weights with bf16_activations) > HwyF32.
+enum class MatmulPath : uint8_t {
+  Auto,
+  Gemv,        // fp32 activations, weights streamed once per (up to 8)-token block; any T
+  Amx,         // AMX-BF16 tiles, activations rounded to bf16 (bf16 weights only)
+  Avx512Bf16,  // vdpbf16ps micro-kernel, activations rounded to bf16 (bf16 weights only)
+  HwyF32,      // register-blocked fp32 GEMM (Highway), weights converted to f32 per panel
+};
+
+// Largest T the Auto path serves with the multi-token GEMV.
+inline constexpr int64_t kGemvMaxT = 8;
+
 struct Context {
   ThreadPool* pool = nullptr;
   // Batched matmuls (T > 1) may round activations to bf16 and use bf16 dot-product hardware (AMX,
   // AVX512-BF16), as the HF bf16 model does. false = exact fp32 activations everywhere.
   bool bf16_activations = true;
+  // Test/benchmark hook: use this matmul path for every T (it must be supported for the weight dtype:
+  // matmul_path_supported). Auto = normal dispatch.
+  MatmulPath force_path = MatmulPath::Auto;
 };
 
-// Name of the fastest matmul path this machine runs (for `info` and benchmarks).
+// Name of the matmul path matmul() takes for these arguments (for `info` and benchmarks), e.g.
+// "amx-bf16", "avx512-bf16", "hwy-f32 (AVX3)", "gemv-f32 (AVX2)".
 const char* matmul_path_name(const Context& ctx, DType weight_dtype, int64_t T);
+// The path matmul() takes for these arguments (never Auto).
+MatmulPath matmul_path(const Context& ctx, DType weight_dtype, int64_t T);
+// Whether `path` is compiled in and runs on this CPU (cpu_features()) for this weight dtype.
+bool matmul_path_supported(MatmulPath path, DType weight_dtype);
+
+// ---- test hooks: Highway targets of the portable kernels ----
+// Targets compiled into the kernels that this CPU runs (HWY_* bit values), best first.
+std::vector<int64_t> hwy_targets();
+// Makes the portable kernels dispatch to `target` (one of hwy_targets()); 0 = back to the best.
+void hwy_force_target(int64_t target);
+// Name of the target the portable kernels dispatch to now, e.g. "AVX3".
+const char* hwy_target_name();
 
 // y[t, n] = alpha * sum_k x[t, k] * W[n, k] + beta * y[t, n]   x [T, K], y [T, N]; beta == 0: y not read.
 void matmul(const Context& ctx, const float* x, int64_t T, const Matrix& W, float* y, float alpha = 1.0f,
