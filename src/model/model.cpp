@@ -311,7 +311,7 @@ void Model::forward(const int32_t* tokens, int64_t T) {
   for (int64_t t = 0; t < T; ++t) pos[size_t(t)] = int32_t(n_past_ + t);
   be.upload(tokens_, tokens, size_t(T) * 4);
   be.upload(positions_, pos.data(), size_t(T) * 4);
-  const bool sparse = sparse_step(n_past_ + T);
+  const bool sparse = sparse_step(std::max(n_past_ + T, n_past_ < prefill_end_ ? prefill_end_ : int64_t(0)));
   if (sparse && comp_len_ < n_past_) {
     // First sparse call after dense ones (decode crossing dense_len, or after set_sparse_enabled):
     // build the compressed kernels of the cached keys [comp_len_, n_past_) in one pass.

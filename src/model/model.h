@@ -81,6 +81,10 @@ class Model {
   // Whether a forward() call whose keys end at L (= n_past + T) runs the sparse path: sparse is
   // active and enabled and (dense_len == -1 or L >= dense_len), as the HF driver decides per call.
   bool sparse_step(int64_t L) const;
+  // A prompt fed in several forward() calls is one HF call of length `end`: while n_past < end, the
+  // dense/sparse decision uses `end` (so a long prompt runs sparse from its first chunk, as HF's
+  // single-call prefill does). 0 clears it. The Generator and perplexity set it around a prompt.
+  void set_prefill_end(int64_t end) { prefill_end_ = end; }
   // Runtime switch for benchmarks and tests: false runs every call dense (same memory plan); the
   // compressed caches are rebuilt from the K cache on the next sparse call.
   void set_sparse_enabled(bool on) { sparse_enabled_ = on; }
@@ -131,6 +135,7 @@ class Model {
   std::optional<InfllmParams> sparse_;
   int64_t dense_len_ = -1;
   bool sparse_enabled_ = true;
+  int64_t prefill_end_ = 0;
   int64_t comp_len_ = 0;            // compressed kernels are valid for every window ending at or before this
   int64_t last_sparse_T_ = 0;
   void* c1_cache_ = nullptr;        // [L, nkv, n_fine(n_ctx), d] kv dtype

@@ -41,12 +41,14 @@ void Generator::reset() {
 
 void Generator::evaluate(const std::vector<int32_t>& tokens) {
   const int64_t B = model_.options().max_batch;
+  model_.set_prefill_end(model_.n_past() + int64_t(tokens.size()));
   for (size_t i = 0; i < tokens.size(); i += size_t(B)) {
     const int64_t n = std::min<int64_t>(B, int64_t(tokens.size() - i));
     model_.forward(tokens.data() + i, n);
     cache_tokens_.insert(cache_tokens_.end(), tokens.begin() + int64_t(i), tokens.begin() + int64_t(i) + n);
     last_row_ = n - 1;
   }
+  model_.set_prefill_end(0);
 }
 
 GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const GenerateOptions& o, const TextCallback& on_text) {

@@ -36,6 +36,7 @@ PerplexityResult perplexity(Model& model, const std::vector<int32_t>& tokens, in
     const int64_t begin = w * window, end = std::min<int64_t>(begin + window, int64_t(tokens.size()));
     if (end - begin < 2) break;
     model.truncate(0);
+    model.set_prefill_end(end - begin);
     for (int64_t c = begin; c < end; c += B) {
       const int64_t n = std::min(B, end - c);
       model.forward(tokens.data() + c, n);
@@ -52,6 +53,7 @@ PerplexityResult perplexity(Model& model, const std::vector<int32_t>& tokens, in
         }
       }
     }
+    model.set_prefill_end(0);
     ++r.n_windows;
     if (progress) progress(w, n_windows, r);
   }

@@ -154,6 +154,25 @@ TEST(InfllmModel, DecodeAndChunkedPrefillEqualSingleShot) {
   EXPECT_LE(diff_rows(a, b, 640, 720, 64), 1e-4 * scale) << "decode";
 }
 
+// A prompt longer than dense_len fed in chunks: with set_prefill_end the early chunks run sparse as
+// HF's single-call prefill does; without it they run dense (and differ once selection matters).
+TEST(InfllmModel, ChunkedPromptFollowsTheWholePromptLength) {
+  const std::string dir = write_model("dl600", small_sparse(600));
+  const auto toks = random_tokens(720, 4);
+  auto one = load(dir, 800, 720);
+  const std::vector<float> a = run(*one.m, toks, 720);  // L = 720 >= 600: sparse for every query
+  auto hinted = load(dir, 800, 64);
+  hinted.m->set_prefill_end(720);
+  const std::vector<float> b = run(*hinted.m, toks, 64);
+  hinted.m->set_prefill_end(0);
+  auto plain = load(dir, 800, 64);
+  const std::vector<float> c = run(*plain.m, toks, 64);
+  const double scale = max_abs(a);
+  EXPECT_LE(diff_rows(a, b, 0, 720, 64), 1e-4 * scale);
+  EXPECT_GT(diff_rows(a, c, 320, 576, 64), 1e-3 * scale);  // chunks ending below 600 ran dense
+  EXPECT_LE(diff_rows(a, c, 0, 320, 64), 1e-4 * scale);    // within the budget sparse == dense
+}
+
 TEST(InfllmModel, TruncateKeepsCompressedStateConsistent) {
   const std::string dir = write_model("small", small_sparse());
   const auto a = random_tokens(700, 3), b = random_tokens(120, 4);
