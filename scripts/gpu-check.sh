@@ -55,7 +55,7 @@ stage_build() {
   nvidia-smi 2>&1 | tee "$LOG/nvidia-smi.log" | head -15
   run configure cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMCPM_CUDA=ON \
     -DCMAKE_CUDA_ARCHITECTURES="$(cuda_arch)" -DMCPM_BUILD_BENCH=OFF || return 1
-  run build cmake --build "$BUILD_DIR" -j "$JOBS" --target minicpm mcpm-random-checkpoint cuda_ops cuda_model test_golden
+  run build cmake --build "$BUILD_DIR" -j "$JOBS" --target minicpm mcpm-random-checkpoint cuda_ops cuda_model infllm_cuda test_golden
 }
 
 stage_test() {
@@ -63,6 +63,7 @@ stage_test() {
   [ -x "$BIN/cuda_ops" ] || { echo "not built: run '$0 build' first"; FAILED+=(test-missing); return 1; }
   run test-cuda-ops "$BIN/cuda_ops" --gtest_output="xml:$LOG/cuda_ops.xml"
   run test-cuda-model "$BIN/cuda_model" --gtest_output="xml:$LOG/cuda_model.xml"
+  run test-infllm-cuda "$BIN/infllm_cuda" --gtest_output="xml:$LOG/infllm_cuda.xml"
   run test-golden-cpu "$BIN/test_golden" --gtest_output="xml:$LOG/test_golden.xml"
   if grep -q "SKIPPED.*no CUDA device" "$LOG/test-cuda-ops.log"; then
     echo "WARNING: the CUDA tests were skipped (no CUDA device visible)" | tee -a "$LOG/gpu-check.log"
@@ -92,16 +93,28 @@ stage_bench() {
   local m05=$MODEL_DIR/minicpm4-0.5b-random m8=$MODEL_DIR/minicpm4-8b-random
   checkpoint 0.5B "$m05"
   checkpoint 8B "$m8" --shards 4
+  # The same 8B weights with MiniCPM4-8B's InfLLM v2 sparse_config (config only; weights linked).
+  local m8s=$MODEL_DIR/minicpm4-8b-random-sparse
+  if [ ! -f "$m8s/config.json" ]; then
+    mkdir -p "$m8s"
+    ln -sf "$m8"/*.safetensors "$m8"/model.safetensors.index.json "$m8"/generation_config.json "$m8s"/
+    sed '1a\  "sparse_config": {"kernel_size": 32, "kernel_stride": 16, "init_blocks": 1, "block_size": 64, "window_size": 2048, "topk": 64, "use_nope": false, "dense_len": 8192},' \
+      "$m8/config.json" > "$m8s/config.json"
+  fi
   if [ "$QUICK" = 1 ]; then
     bench 0.5b-decode-1k "$m05" -c 1024 -n 64 -p 0 -r 1
     bench 8b-decode-1k "$m8" -c 1024 -n 32 -p 0 -r 1
     bench 8b-decode-128k "$m8" -c 16384 -n 16 -p 0 -r 1 -b 4096
     bench 8b-prefill-32k "$m8" -p 4096 -n 0 -b 4096 -r 1
+    bench 8b-sparse-decode-128k "$m8s" -c 16384 -n 16 -p 0 -r 1 -b 4096 --sparse on
   else
     bench 0.5b-decode-1k "$m05" -c 1024 -n 256 -p 0 -r 3
     bench 8b-decode-1k "$m8" -c 1024 -n 128 -p 0 -r 3
     bench 8b-decode-128k "$m8" -c 131072 -n 64 -p 0 -r 2 -b 8192
     bench 8b-prefill-32k "$m8" -p 32768 -n 0 -b 32768 -r 2
+    bench 8b-sparse-decode-128k "$m8s" -c 131072 -n 64 -p 0 -r 2 -b 8192 --sparse on
+    bench 8b-sparse-prefill-128k "$m8s" -p 131072 -n 0 -b 16384 -r 1 --sparse on
+    bench 8b-dense-prefill-128k "$m8" -p 131072 -n 0 -b 16384 -r 1
   fi
 }
 
@@ -120,7 +133,8 @@ stage_table() {
     echo "| benchmark | measured tok/s | HBM roofline tok/s | % of roofline | read GB/s | target tok/s |"
     echo "|---|---:|---:|---:|---:|---:|"
     local row name kind target f v floor bw pct
-    for row in "0.5b-decode-1k decode 1800" "8b-decode-1k decode 170" "8b-decode-128k decode 135" "8b-prefill-32k prefill 25000"; do
+    for row in "0.5b-decode-1k decode 1800" "8b-decode-1k decode 170" "8b-decode-128k decode 135" "8b-prefill-32k prefill 25000" \
+               "8b-sparse-decode-128k decode 165" "8b-sparse-prefill-128k prefill 33600" "8b-dense-prefill-128k prefill -"; do
       read -r name kind target <<<"$row"
       f=$LOG/bench-$name.log
       if [ ! -f "$f" ]; then echo "| $name | (not run) | | | | $target |"; continue; fi
@@ -136,7 +150,7 @@ stage_table() {
       fi
     done
     echo
-    for t in cuda_ops cuda_model test_golden; do
+    for t in cuda_ops cuda_model infllm_cuda test_golden; do
       local x=$LOG/$t.xml
       [ -f "$x" ] || continue
       echo "tests $t: $(grep -o 'tests="[0-9]*"' "$x" | head -1) $(grep -o 'failures="[0-9]*"' "$x" | head -1) $(grep -o 'skipped="[0-9]*"' "$x" | head -1)"

@@ -136,11 +136,13 @@ void run_bench(BenchArgs& a) {
     return t;
   };
   std::vector<float> logits(size_t(s.vocab_size));
-  auto run_chunks = [&](const std::vector<int32_t>& toks) {
+  auto run_chunks = [&](const std::vector<int32_t>& toks) {  // one prompt, fed in --batch chunks
+    m.set_prefill_end(m.n_past() + int64_t(toks.size()));
     for (size_t i = 0; i < toks.size(); i += size_t(m.options().max_batch)) {
       const int64_t n = std::min<int64_t>(m.options().max_batch, int64_t(toks.size() - i));
       m.forward(toks.data() + i, n);
     }
+    m.set_prefill_end(0);
     m.logits(0, 1, logits.data());
   };
   // warm-up
