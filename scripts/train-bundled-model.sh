@@ -4,8 +4,9 @@
 #   2. token shards with a 5% held-out tail per source; SFT shards with an assistant-only loss mask;
 #   3. pretraining from scratch (muP, AdamW, WSD with an exponential decay into which SFT data is mixed);
 #   4. supervised fine-tuning on the chat data;
-#   5. export (bf16 weights, tokenizer, generation_config.json), loss curves to docs/.
-# Deterministic for a given machine and thread count. Needs ../shared/data (see its README for
+#   5. export (f32 weights, tokenizer, generation_config.json), held-out evaluation, loss curves to docs/.
+# Deterministic on a given machine (the trainer gives the same bits for any thread count).
+# Takes about 1.5-2 h on 2 shared cores. Needs ../shared/data (see its README for
 # licenses) and Debian's python3-matplotlib (/usr/bin/python3) for the plots.
 #
 # Usage: scripts/train-bundled-model.sh [WORK_DIR]     (default /tmp/minicpm-bundled)
@@ -103,7 +104,8 @@ if [ ! -f pretrain/final/model.safetensors ]; then
   if [ "${RESUME:-0}" = 1 ] && ls -d pretrain/step-* >/dev/null 2>&1; then
     last=$(ls -d pretrain/step-* | sort | tail -1)
     log "resuming pretraining from $last"
-    "$MINICPM" train --resume "$last" -t "$THREADS" --log-interval 10 --eval-interval 100 --ckpt-interval 200 -o pretrain
+    "$MINICPM" train --resume "$last" -t "$THREADS" --log-interval 10 --eval-interval 100 --ckpt-interval 200 \
+      --forward-matmul train -o pretrain
   else
     log "pretraining ($PRETRAIN_STEPS updates)"
     rm -rf pretrain

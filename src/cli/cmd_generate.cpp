@@ -47,6 +47,7 @@ void run_generate(const GenerateArgs& a) {
     return true;
   });
   std::fputc('\n', stdout);
+  std::fflush(stdout);
   if (!a.common.quiet)
     std::fprintf(stderr, "[prompt %lld tokens (%lld evaluated) %.1f tok/s | generated %zu tokens %.1f tok/s | finish: %s]\n",
                  (long long)r.n_prompt, (long long)r.n_prompt_evaluated,

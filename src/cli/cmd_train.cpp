@@ -41,6 +41,7 @@ struct TrainArgs {
   std::string forward_matmul = "engine";
   bool plot = false, quiet = false, eval_only = false;
   bool steps_given = false, decay_given = false;  // set from the command line (resume: WSD branch)
+  bool forward_matmul_given = false;             // resume: else the checkpoint's setting
 };
 
 train::TrainConfig build_config(const TrainArgs& a) {
@@ -95,6 +96,7 @@ train::TrainConfig build_config(const TrainArgs& a) {
   c.ckpt_interval = a.ckpt_interval;
   c.out_dir = a.out;
   c.save_dtype = a.save_dtype == "bf16" ? DType::BF16 : DType::F32;
+  c.frontend["forward_matmul"] = a.forward_matmul;
   return c;
 }
 
@@ -119,6 +121,7 @@ void run_train(const TrainArgs& a) {
   if (a.eval_only) return run_eval_only(a);
   MCPM_CHECK(!a.out.empty(), "-o OUT_DIR is required (checkpoints and loss.csv go there)");
   train::TrainConfig cfg;
+  std::string forward_matmul = a.forward_matmul;
   if (!a.resume.empty()) {
     // Resume: the configuration the checkpoint was trained with; only bookkeeping may change.
     const std::string sp = a.resume + "/trainer_state.json";
@@ -130,6 +133,11 @@ void run_train(const TrainArgs& a) {
     cfg.log_interval = a.log_interval;
     cfg.eval_interval = a.eval_interval;
     cfg.ckpt_interval = a.ckpt_interval;
+    // The forward matmul kernel changes the rounding: keep the one the run was trained with.
+    if (!a.forward_matmul_given && cfg.frontend.contains("forward_matmul") && cfg.frontend["forward_matmul"].is_string())
+      forward_matmul = cfg.frontend["forward_matmul"].get<std::string>();
+    MCPM_CHECK(forward_matmul == "engine" || forward_matmul == "train", "{}: bad forward_matmul '{}'", sp, forward_matmul);
+    cfg.frontend["forward_matmul"] = forward_matmul;
     if (a.steps_given || a.decay_given) {
       // A WSD branch: a new total (and/or decay length) from a stable-phase checkpoint. Bit-identical
       // to the original run up to the checkpoint; the new decay is a different schedule from there.
@@ -147,7 +155,7 @@ void run_train(const TrainArgs& a) {
   fs::create_directories(a.out);
   train::CpuTrainOptions bo;
   bo.n_threads = a.threads;
-  bo.engine_matmul = a.forward_matmul == "engine";
+  bo.engine_matmul = forward_matmul == "engine";
   auto backend = train::make_cpu_train_backend(bo);
   train::Trainer trainer(cfg, *backend);
   trainer.quiet = a.quiet;
@@ -255,6 +263,7 @@ void register_train(CLI::App& app) {
   cmd->callback([a, cmd] {
     a->steps_given = cmd->count("--steps") > 0;
     a->decay_given = cmd->count("--decay-steps") + cmd->count("--decay-frac") > 0;
+    a->forward_matmul_given = cmd->count("--forward-matmul") > 0;
     run_train(*a);
   });
 }

@@ -47,6 +47,7 @@ json TrainConfig::to_json() const {
   j["save_stable"] = save_stable;
   j["out_dir"] = out_dir;
   j["save_dtype"] = std::string(dtype_name(save_dtype));
+  j["frontend"] = frontend;
   return j;
 }
 
@@ -93,6 +94,7 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& where) {
   c.save_stable = o.optional<bool>("save_stable", c.save_stable);
   c.out_dir = o.optional<std::string>("out_dir", "");
   c.save_dtype = o.optional<std::string>("save_dtype", "f32") == "bf16" ? DType::BF16 : DType::F32;
+  if (j.contains("frontend") && j["frontend"].is_object()) c.frontend = j["frontend"];
   return c;
 }
 

@@ -45,6 +45,9 @@ struct TrainConfig {
   bool save_stable = true;       // WSD: also save <out>/stable at the end of the stable phase
   std::string out_dir;
   DType save_dtype = DType::F32;  // model.safetensors dtype (F32: the exact master weights)
+  // Settings of the front end that affect the numbers but not the Trainer (e.g. the CLI's
+  // --forward-matmul), saved with every checkpoint so that a resume can restore them.
+  json frontend = json::object();
 
   int64_t tokens_per_step() const { return batch * seq_len * grad_accum; }
   json to_json() const;

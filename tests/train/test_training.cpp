@@ -11,9 +11,11 @@
 #include "common/test_util.h"
 #include "core/rng.h"
 #include "data/shard.h"
+#include "io/checkpoint.h"
 #include "model/model.h"
 #include "model/random_checkpoint.h"
 #include "train/cpu_backend.h"
+#include "train/params.h"
 #include "train/trainer.h"
 
 namespace fs = std::filesystem;
@@ -280,6 +282,44 @@ TEST(TrainCheckpoint, TrainedCheckpointGivesTheTrainerLogitsInTheEngine) {
   // The trained model predicts the rule: greedy next token after position 10 follows x' = (5x+3)%47+1.
   const float* row = engine.data() + 10 * kVocab;
   EXPECT_EQ(std::max_element(row, row + kVocab) - row, (5 * tokens[10] + 3) % 47 + 1);
+}
+
+TEST(TrainCheckpoint, BundledModelGivesTheSameLogitsInTrainerAndEngine) {
+  const std::string dir = test::source_dir() + "/models/minicpm4-tiny-chat";
+  if (!fs::exists(dir + "/config.json")) GTEST_SKIP() << dir << " is not there";
+  EXPECT_LE(fs::file_size(dir + "/model.safetensors"), 30u * 1000 * 1000) << "the bundled weights must stay <= 30 MB";
+  CheckpointFolder folder(dir);
+  const ModelSpec spec = Model::validate(folder);
+  auto be = make_cpu_train_backend(2);
+  const int64_t T = 24;
+  TrainModel tm(spec, *be, 1, T);
+  std::vector<float> p(tm.layout().total());
+  load_params(tm.layout(), dir, p.data());
+  tm.set_params(p.data());
+  std::vector<int32_t> tokens(static_cast<size_t>(T));
+  for (int64_t t = 0; t < T; ++t) tokens[size_t(t)] = t == 0 ? spec.bos_id : int32_t(100 + (t * 97) % 3000);
+  tm.forward(tokens.data(), nullptr, nullptr);
+  const int64_t V = spec.vocab_size;
+  std::vector<float> mine(size_t(T * V)), engine(size_t(T * V));
+  tm.logits(mine.data());
+  BackendOptions bo;
+  bo.n_threads = 2;
+  bo.bf16_activations = false;
+  auto backend = make_backend("cpu", bo);
+  LoadOptions lo;
+  lo.n_ctx = T;
+  lo.max_batch = T;
+  lo.max_logit_rows = T;
+  lo.kv_dtype = DType::F32;
+  auto m = Model::load(dir, *backend, lo);
+  m->forward(tokens.data(), T);
+  m->logits(0, T, engine.data());
+  double err = 0, mx = 0;
+  for (size_t i = 0; i < mine.size(); ++i) {
+    err = std::max(err, double(std::abs(mine[i] - engine[i])));
+    mx = std::max(mx, double(std::abs(engine[i])));
+  }
+  EXPECT_LT(err / mx, 1e-5) << "max |logit| " << mx;
 }
 
 TEST(TrainConfigErrors, ClearMessages) {
