@@ -2,14 +2,15 @@
 # Build, test and benchmark the CUDA backend on a machine with an NVIDIA GPU, in one command, and
 # print a short table (GPU, measured tok/s, HBM roofline, targets). Every log is kept.
 #
-#   scripts/gpu-check.sh [all|build|test|bench|table]      (default: all)
+#   scripts/gpu-check.sh [all|build|test|bench|train-bench|table]      (default: all)
 #
 # Stages (idempotent, so they can also run as separate calls, e.g. under a 10-minute limit):
 #   build  configure build-gpu (-DMCPM_CUDA=ON, CUDA arch from nvidia-smi, else 90) and build
-#   test   the CUDA tests (cuda_ops, cuda_model) and the CPU golden tests (test_golden)
+#   test   the CUDA tests (cuda_ops, cuda_model, infllm_cuda, train_cuda) and the CPU golden tests
 #   bench  random checkpoints of the real MiniCPM4-0.5B / 8B shapes (written once to $MODEL_DIR;
 #          the 8B one is 16 GB), then `minicpm bench --device cuda`: 0.5B decode at 1K context,
-#          8B decode at 1K and 128K context, 8B prefill of 32K tokens
+#          8B decode at 1K and 128K context, 8B prefill of 32K tokens; InfLLM v2 sparse 8B; and
+#          `minicpm train --device cuda` on a ~100M-parameter MiniCPM4-shape model (tokens/s, MFU)
 #   table  the summary of whatever results exist (also printed at the end of `all` and `bench`)
 #
 # Environment: OUT (logs + summary.md; default $BUILD_DIR/gpu-check), BUILD_DIR (default
@@ -55,7 +56,7 @@ stage_build() {
   nvidia-smi 2>&1 | tee "$LOG/nvidia-smi.log" | head -15
   run configure cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMCPM_CUDA=ON \
     -DCMAKE_CUDA_ARCHITECTURES="$(cuda_arch)" -DMCPM_BUILD_BENCH=OFF || return 1
-  run build cmake --build "$BUILD_DIR" -j "$JOBS" --target minicpm mcpm-random-checkpoint cuda_ops cuda_model infllm_cuda test_golden
+  run build cmake --build "$BUILD_DIR" -j "$JOBS" --target minicpm mcpm-random-checkpoint cuda_ops cuda_model infllm_cuda train_cuda test_golden
 }
 
 stage_test() {
@@ -64,6 +65,7 @@ stage_test() {
   run test-cuda-ops "$BIN/cuda_ops" --gtest_output="xml:$LOG/cuda_ops.xml"
   run test-cuda-model "$BIN/cuda_model" --gtest_output="xml:$LOG/cuda_model.xml"
   run test-infllm-cuda "$BIN/infllm_cuda" --gtest_output="xml:$LOG/infllm_cuda.xml"
+  run test-train-cuda "$BIN/train_cuda" --gtest_output="xml:$LOG/train_cuda.xml"
   run test-golden-cpu "$BIN/test_golden" --gtest_output="xml:$LOG/test_golden.xml"
   if grep -q "SKIPPED.*no CUDA device" "$LOG/test-cuda-ops.log"; then
     echo "WARNING: the CUDA tests were skipped (no CUDA device visible)" | tee -a "$LOG/gpu-check.log"
@@ -118,6 +120,25 @@ stage_bench() {
   fi
 }
 
+# Training throughput on the GPU: a ~100M-parameter MiniCPM4-shape model (hidden 768, 12 layers,
+# 12 heads / 4 kv heads, SwiGLU 2048, vocab 32000, tied), bf16 GEMMs with fp32 master weights,
+# 16 x 1024 tokens per step. Data: the repository's docs encoded with the bundled tokenizer (the
+# content does not matter for speed). The trainer's progress lines carry tok/s and MFU.
+stage_train_bench() {
+  say "training benchmark (~100M MiniCPM4 shape, bf16)"
+  local shard=$MODEL_DIR/train-bench.bin steps=40
+  [ "$QUICK" = 1 ] && steps=12
+  if [ ! -f "$shard" ]; then
+    cat "$ROOT"/docs/*.md "$ROOT"/README.md > "$MODEL_DIR/train-bench.txt"
+    run train-bench-data "$BIN/minicpm" data encode -i "$MODEL_DIR/train-bench.txt" \
+      --tokenizer "$ROOT/models/minicpm4-tiny-chat" -o "$shard" --split line --no-progress || return 1
+  fi
+  rm -rf "$MODEL_DIR/train-bench-run"
+  run train-bench timeout 900 "$BIN/minicpm" train --device cuda --train "$shard" --vocab 32000 \
+    --hidden 768 --layers 12 --heads 12 --kv-heads 4 --ffn 2048 --dim-model-base 256 --seq 1024 -b 16 \
+    --steps "$steps" --warmup 4 --log-interval 4 --eval-interval 0 --lr 0.01 -o "$MODEL_DIR/train-bench-run"
+}
+
 json_get() {  # json_get KEY FILE: a number from the JSON line `minicpm bench --json` ends with
   grep '^{' "$2" 2>/dev/null | tail -1 | grep -o "\"$1\":[-0-9.eE+]*" | head -1 | cut -d: -f2
 }
@@ -150,7 +171,13 @@ stage_table() {
       fi
     done
     echo
-    for t in cuda_ops cuda_model infllm_cuda test_golden; do
+    if [ -f "$LOG/train-bench.log" ]; then
+      local tl
+      tl=$(grep -E '^step ' "$LOG/train-bench.log" | tail -1)
+      echo "train ~100M bf16 (last progress line): ${tl:-(failed: see train-bench.log)}"
+      echo
+    fi
+    for t in cuda_ops cuda_model infllm_cuda train_cuda test_golden; do
       local x=$LOG/$t.xml
       [ -f "$x" ] || continue
       echo "tests $t: $(grep -o 'tests="[0-9]*"' "$x" | head -1) $(grep -o 'failures="[0-9]*"' "$x" | head -1) $(grep -o 'skipped="[0-9]*"' "$x" | head -1)"
@@ -164,10 +191,11 @@ stage_table() {
 case "$STAGE" in
   build) stage_build ;;
   test) stage_test ;;
-  bench) stage_bench; stage_table ;;
+  bench) stage_bench; stage_train_bench; stage_table ;;
+  train-bench) stage_train_bench; stage_table ;;
   table) stage_table ;;
-  all) stage_build && { stage_test; stage_bench; }; stage_table ;;
-  *) echo "usage: $0 [all|build|test|bench|table]"; exit 2 ;;
+  all) stage_build && { stage_test; stage_train_bench; stage_bench; }; stage_table ;;
+  *) echo "usage: $0 [all|build|test|bench|train-bench|table]"; exit 2 ;;
 esac
 echo "logs: $LOG"
 [ ${#FAILED[@]} -eq 0 ]

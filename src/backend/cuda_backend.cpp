@@ -453,16 +453,7 @@ void CudaBackend::graph_end(int key) {
 }  // namespace
 
 bool cuda_device_present() {
-  static const bool present = [] {
-    int n = 0;
-    const cudaError_t err = cudaGetDeviceCount(&n);
-    if (err != cudaSuccess) {
-      cudaGetLastError();
-      return false;
-    }
-    return n > 0;
-  }();
-  return present;
+  return cuda::device_present();
 }
 
 std::unique_ptr<Backend> make_cuda_backend(const BackendOptions& options) {

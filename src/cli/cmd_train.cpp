@@ -13,7 +13,7 @@
 #include "core/log.h"
 #include "data/shard.h"
 #include "train/checkpoint.h"
-#include "train/cpu_backend.h"
+#include "train/backend_factory.h"
 #include "train/presets.h"
 #include "train/trainer.h"
 
@@ -39,6 +39,8 @@ struct TrainArgs {
   int threads = 0;
   std::string save_dtype = "f32";
   std::string forward_matmul = "engine";
+  std::string device = "auto", gemm_precision = "bf16";
+  int cuda_device = 0;
   bool plot = false, quiet = false, eval_only = false;
   bool steps_given = false, decay_given = false;  // set from the command line (resume: WSD branch)
   bool forward_matmul_given = false;             // resume: else the checkpoint's setting
@@ -100,6 +102,17 @@ train::TrainConfig build_config(const TrainArgs& a) {
   return c;
 }
 
+// The device of the run: --device auto|cpu|cuda (auto = CUDA when a GPU is present).
+std::unique_ptr<train::TrainBackend> make_backend(const TrainArgs& a, const std::string& forward_matmul) {
+  train::CpuTrainOptions cpu;
+  cpu.n_threads = a.threads;
+  cpu.engine_matmul = forward_matmul == "engine";
+  train::CudaTrainOptions cuda;
+  cuda.device = a.cuda_device;
+  cuda.precision = train::parse_gemm_precision(a.gemm_precision);
+  return train::make_train_backend(a.device, cpu, cuda);
+}
+
 // --eval-only: held-out loss and perplexity of a checkpoint on --eval shards.
 void run_eval_only(const TrainArgs& a) {
   MCPM_CHECK(!a.init_from.empty() && !a.eval.empty(), "--eval-only needs --init-from CHECKPOINT and --eval SHARD");
@@ -107,9 +120,7 @@ void run_eval_only(const TrainArgs& a) {
   if (b.train.empty()) b.train = b.eval;
   train::TrainConfig cfg = build_config(b);
   cfg.out_dir.clear();
-  train::CpuTrainOptions bo;
-  bo.n_threads = a.threads;
-  auto backend = train::make_cpu_train_backend(bo);
+  auto backend = make_backend(a, a.forward_matmul);
   train::Trainer trainer(cfg, *backend);
   const train::EvalResult ev = trainer.evaluate();
   std::printf("%s: held-out loss %.4f nats/token, perplexity %.3f over %lld target tokens (%lld-token windows)\n",
@@ -153,10 +164,7 @@ void run_train(const TrainArgs& a) {
     cfg = build_config(a);
   }
   fs::create_directories(a.out);
-  train::CpuTrainOptions bo;
-  bo.n_threads = a.threads;
-  bo.engine_matmul = forward_matmul == "engine";
-  auto backend = train::make_cpu_train_backend(bo);
+  auto backend = make_backend(a, forward_matmul);
   train::Trainer trainer(cfg, *backend);
   trainer.quiet = a.quiet;
   if (!a.resume.empty()) trainer.resume(a.resume);
@@ -244,6 +252,12 @@ void register_train(CLI::App& app) {
   cmd->add_option("--seed", a->seed, "init and data-order seed")->capture_default_str()->group(g_opt);
 
   auto* g_run = "Run";
+  cmd->add_option("--device", a->device, "auto (CUDA when a GPU is present), cpu or cuda")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}))->capture_default_str()->group(g_run);
+  cmd->add_option("--cuda-device", a->cuda_device, "CUDA device index")->capture_default_str()->group(g_run);
+  cmd->add_option("--gemm-precision", a->gemm_precision,
+                  "CUDA matrix products: bf16 (tensor cores, fp32 accumulation), tf32 or fp32; weights stay fp32")
+      ->check(CLI::IsMember({"bf16", "tf32", "fp32"}))->capture_default_str()->group(g_run);
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all)")->group(g_run);
   cmd->add_option("--log-interval", a->log_interval, "progress line every N updates")->capture_default_str()->group(g_run);
   cmd->add_option("--eval-interval", a->eval_interval, "held-out evaluation every N updates (0 = at the end)")

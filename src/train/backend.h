@@ -18,6 +18,9 @@ class TrainBackend {
   virtual ~TrainBackend() = default;
   virtual std::string describe() const = 0;
   virtual int n_threads() const = 0;
+  // Dense peak FLOP/s of the device for the products this backend runs (0 = unknown): the
+  // denominator of the model FLOPs utilisation the trainer prints.
+  virtual double peak_flops() const { return 0.0; }
 
   // ---- memory ----
   virtual void* allocate(size_t bytes) = 0;  // zero-filled, freed with the backend

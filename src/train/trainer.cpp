@@ -208,6 +208,8 @@ void Trainer::print_progress(const StepLog& l) const {
   std::string line = fmt::format("step {:>6}/{} ({:5.1f}%) | loss {:.4f} | lr {:.3e} | gnorm {:.3f} | {:.0f} tok/s | {} | ETA {}",
                                  l.step, total, 100.0 * double(l.step) / double(total), l.loss, l.lr, l.grad_norm,
                                  l.tok_per_s, format_duration(l.elapsed_s), format_duration(l.eta_s));
+  if (be_.peak_flops() > 0)
+    line += fmt::format(" | MFU {:.1f}%", 100.0 * l.tok_per_s * model_->flops_per_token() / be_.peak_flops());
   if (l.eval) line += fmt::format("\n  held-out: loss {:.4f} | ppl {:.2f} ({} tokens)", l.eval->loss, l.eval->ppl(), l.eval->n_tokens);
   std::fprintf(stderr, "%s\n", line.c_str());
 }

@@ -37,6 +37,19 @@ void throw_cublas_error(int status, const char* what, const char* file, int line
                           file_name(file), line));
 }
 
+bool device_present() {
+  static const bool present = [] {
+    int n = 0;
+    const cudaError_t err = cudaGetDeviceCount(&n);
+    if (err != cudaSuccess) {
+      cudaGetLastError();  // clear the sticky "no device" / "insufficient driver" error
+      return false;
+    }
+    return n > 0;
+  }();
+  return present;
+}
+
 void throw_unsupported(const char* what, long long value, const char* file, int line) {
   throw Error(fmt::format("CUDA backend: unsupported {} {} ({}:{})", what, value, file_name(file), line));
 }

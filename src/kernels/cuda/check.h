@@ -6,6 +6,9 @@
 
 namespace mcpm::cuda {
 
+// True when the CUDA runtime sees at least one device (checked once; never throws).
+bool device_present();
+
 // Throws mcpm::Error: "<what> failed: <cuda error string> (<file>:<line>)[ — hint]".
 [[noreturn]] void throw_cuda_error(cudaError_t err, const char* what, const char* file, int line);
 // Same for cuBLAS(Lt) status codes (cublasStatus_t passed as int to keep cuBLAS headers out).
@@ -29,4 +32,12 @@ namespace mcpm::cuda {
     const cudaError_t mcpm_err_ = cudaGetLastError();                                    \
     if (mcpm_err_ != cudaSuccess)                                                        \
       ::mcpm::cuda::throw_cuda_error(mcpm_err_, "launch of " name, __FILE__, __LINE__);  \
+  } while (0)
+
+// For a cuBLAS / cuBLASLt call (the including file has the cuBLAS header: cublasStatus_t).
+#define MCPM_CUBLAS_CHECK(call)                                                          \
+  do {                                                                                   \
+    const cublasStatus_t mcpm_st_ = (call);                                              \
+    if (mcpm_st_ != CUBLAS_STATUS_SUCCESS)                                               \
+      ::mcpm::cuda::throw_cublas_error(int(mcpm_st_), #call, __FILE__, __LINE__);        \
   } while (0)

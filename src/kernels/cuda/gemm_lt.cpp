@@ -5,13 +5,6 @@
 
 #include "kernels/cuda/check.h"
 
-#define MCPM_CUBLAS_CHECK(call)                                                            \
-  do {                                                                                     \
-    const cublasStatus_t mcpm_st_ = (call);                                                \
-    if (mcpm_st_ != CUBLAS_STATUS_SUCCESS)                                                 \
-      ::mcpm::cuda::throw_cublas_error(int(mcpm_st_), #call, __FILE__, __LINE__);          \
-  } while (0)
-
 namespace mcpm::cuda {
 
 struct GemmLt::Plan {
