@@ -24,6 +24,13 @@ struct BenchArgs {
   std::string fill = "model";   // how the depth is filled in table mode: model | random
 };
 
+// n token ids drawn uniformly from [0, vocab).
+std::vector<int32_t> random_token_ids(Rng& rng, int64_t n, int64_t vocab) {
+  std::vector<int32_t> t(static_cast<size_t>(n));
+  for (auto& x : t) x = int32_t(rng.next_u64() % uint64_t(vocab));
+  return t;
+}
+
 // Table mode: per depth, decode n_gen tokens and prefill an n_prompt chunk at that depth, dense and
 // sparse, next to the bytes each decoded token reads.
 void run_depth_table(BenchArgs& a) {
@@ -33,11 +40,7 @@ void run_depth_table(BenchArgs& a) {
   Model& m = *l.model;
   const ModelSpec& s = m.spec();
   Rng rng(42);
-  auto random_tokens = [&](int64_t n) {
-    std::vector<int32_t> t(static_cast<size_t>(n));
-    for (auto& x : t) x = int32_t(rng.next_u64() % uint64_t(s.vocab_size));
-    return t;
-  };
+  auto random_tokens = [&](int64_t n) { return random_token_ids(rng, n, s.vocab_size); };
   std::vector<float> logits(size_t(s.vocab_size));
   const double bw = l.backend->measure_bandwidth_gbs();
   const double wbytes = double(m.weight_bytes_per_token());
@@ -130,11 +133,7 @@ void run_bench(BenchArgs& a) {
   Model& m = *l.model;
   const ModelSpec& s = m.spec();
   Rng rng(42);
-  auto random_tokens = [&](int64_t n) {
-    std::vector<int32_t> t(static_cast<size_t>(n));
-    for (auto& x : t) x = int32_t(rng.next_u64() % uint64_t(s.vocab_size));
-    return t;
-  };
+  auto random_tokens = [&](int64_t n) { return random_token_ids(rng, n, s.vocab_size); };
   std::vector<float> logits(size_t(s.vocab_size));
   auto run_chunks = [&](const std::vector<int32_t>& toks) {  // one prompt, fed in --batch chunks
     m.set_prefill_end(m.n_past() + int64_t(toks.size()));

@@ -31,6 +31,25 @@ void add_inputs(CLI::App* c, DataArgs& a) {
   c->add_option("-i,--input,inputs", a.inputs, "input files (*.txt, *.jsonl, *.json)")->required();
 }
 
+// The options of a job that writes a training shard and an optional held-out one (encode, sft).
+void add_shard_job_options(CLI::App* c, DataArgs& a, const char* tokenizer_help, const char* unit) {
+  add_inputs(c, a);
+  c->add_option("--tokenizer", a.tokenizer, tokenizer_help)->required();
+  c->add_option("-o,--out", a.out, "training shard to write")->required();
+  c->add_option("--eval-out", a.eval_out, "held-out shard to write");
+  c->add_option("--eval-fraction", a.eval_fraction, fmt::format("fraction of each input's {} (its tail) held out", unit));
+  c->add_flag("--no-progress", a.no_progress, "no progress bar");
+}
+
+void fill_shard_job(const DataArgs& a, data::ShardJobOptions& o) {
+  o.inputs = a.inputs;
+  o.tokenizer_dir = a.tokenizer;
+  o.out = a.out;
+  o.eval_out = a.eval_out;
+  o.eval_fraction = a.eval_fraction;
+  o.progress = !a.no_progress;
+}
+
 void run_info(const DataArgs& a) {
   std::unique_ptr<Tokenizer> tok;
   if (!a.tokenizer.empty()) tok = Tokenizer::load(a.tokenizer);
@@ -84,50 +103,30 @@ void register_data(CLI::App& app) {
   });
 
   CLI::App* enc = data->add_subcommand("encode", "encode text / JSONL documents into a token shard (streaming)");
-  add_inputs(enc, *a);
-  enc->add_option("--tokenizer", a->tokenizer, "tokenizer folder (or a model folder with tokenizer files)")->required();
-  enc->add_option("-o,--out", a->out, "training shard to write")->required();
-  enc->add_option("--eval-out", a->eval_out, "held-out shard to write");
-  enc->add_option("--eval-fraction", a->eval_fraction, "fraction of each input's documents (its tail) held out");
+  add_shard_job_options(enc, *a, "tokenizer folder (or a model folder with tokenizer files)", "documents");
   enc->add_option("--split", a->split, "text files: paragraph, line or file")->capture_default_str();
   enc->add_option("--field", a->field, "JSON field holding the text")->capture_default_str();
   enc->add_flag("--eos", a->eos, "append </s> to every document");
-  enc->add_flag("--no-progress", a->no_progress, "no progress bar");
   enc->callback([a] {
     data::EncodeOptions o;
-    o.inputs = a->inputs;
-    o.tokenizer_dir = a->tokenizer;
-    o.out = a->out;
-    o.eval_out = a->eval_out;
-    o.eval_fraction = a->eval_fraction;
+    fill_shard_job(*a, o);
     o.split = data::parse_split_mode(a->split);
     o.field = a->field;
     o.append_eos = a->eos;
-    o.progress = !a->no_progress;
     std::printf("%s\n", data::encode_shards(o).summary().c_str());
   });
 
   CLI::App* sft = data->add_subcommand("sft", "render instruction / chat records with the chat template into a masked shard");
-  add_inputs(sft, *a);
-  sft->add_option("--tokenizer", a->tokenizer, "tokenizer folder (its chat template is used)")->required();
-  sft->add_option("-o,--out", a->out, "training shard to write")->required();
-  sft->add_option("--eval-out", a->eval_out, "held-out shard to write");
-  sft->add_option("--eval-fraction", a->eval_fraction, "fraction of each input's records (its tail) held out");
+  add_shard_job_options(sft, *a, "tokenizer folder (its chat template is used)", "records");
   sft->add_option("--format", a->format, "auto, alpaca, sharegpt or qa")->capture_default_str();
   sft->add_option("--system", a->system, "system message added to every conversation");
   sft->add_option("--max-tokens", a->max_tokens, "truncate longer conversations (0 = no limit)");
-  sft->add_flag("--no-progress", a->no_progress, "no progress bar");
   sft->callback([a] {
     data::SftOptions o;
-    o.inputs = a->inputs;
-    o.tokenizer_dir = a->tokenizer;
-    o.out = a->out;
-    o.eval_out = a->eval_out;
-    o.eval_fraction = a->eval_fraction;
+    fill_shard_job(*a, o);
     o.format = data::parse_sft_format(a->format);
     o.system = a->system;
     o.max_tokens = a->max_tokens;
-    o.progress = !a->no_progress;
     std::printf("%s\n", data::write_sft_shards(o).summary().c_str());
   });
 

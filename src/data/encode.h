@@ -7,21 +7,16 @@
 #include <string>
 #include <vector>
 
+#include "data/shard_job.h"
 #include "data/text_reader.h"
 
 namespace mcpm::data {
 
-struct EncodeOptions {
-  std::vector<std::string> inputs;
+struct EncodeOptions : ShardJobOptions {
   SplitMode split = SplitMode::Paragraph;
   std::string field = "text";
-  std::string tokenizer_dir;
-  std::string out;           // training shard
-  std::string eval_out;      // held-out shard ("" = none)
-  double eval_fraction = 0;  // of each input's documents (its tail), in [0, 1)
   bool add_bos = true;
   bool append_eos = false;
-  bool progress = true;
 };
 
 struct EncodeStats {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/json.h"
+#include "data/shard_job.h"
 #include "tokenizer/tokenizer.h"
 
 namespace mcpm::data {
@@ -31,15 +32,10 @@ std::vector<ChatMessage> record_to_messages(const json& record, SftFormat format
 void render_conversation(const Tokenizer& tok, const std::vector<ChatMessage>& messages, std::vector<int32_t>& ids,
                          std::vector<uint8_t>& mask);
 
-struct SftOptions {
-  std::vector<std::string> inputs;
+struct SftOptions : ShardJobOptions {
   SftFormat format = SftFormat::Auto;
-  std::string system;        // system message added to every conversation ("" = none)
-  std::string tokenizer_dir;
-  std::string out, eval_out;
-  double eval_fraction = 0;  // the last fraction of each input's records
-  int64_t max_tokens = 0;    // conversations longer than this are truncated (0 = keep all)
-  bool progress = true;
+  std::string system;      // system message added to every conversation ("" = none)
+  int64_t max_tokens = 0;  // conversations longer than this are truncated (0 = keep all)
 };
 
 struct SftStats {

@@ -16,11 +16,14 @@
 #include "train/model.h"
 #include "train/optimizer.h"
 #include "train/schedule.h"
+#include "train_test_support.h"
 
 namespace fs = std::filesystem;
 
 namespace mcpm::train {
 namespace {
+
+using namespace test_support;
 
 std::vector<float> tensor_f32(const SafetensorsFile& f, const std::string& name) {
   const TensorInfo* t = f.find(name);
@@ -30,19 +33,6 @@ std::vector<float> tensor_f32(const SafetensorsFile& f, const std::string& name)
   std::vector<float> v(size_t(t->numel()));
   std::memcpy(v.data(), t->data, v.size() * 4);
   return v;
-}
-
-double max_abs(const float* a, size_t n) {
-  double m = 0;
-  for (size_t i = 0; i < n; ++i) m = std::max(m, double(std::abs(a[i])));
-  return m;
-}
-
-// max |got - want| / max |want|
-double rel_err(const float* got, const float* want, size_t n) {
-  double e = 0;
-  for (size_t i = 0; i < n; ++i) e = std::max(e, double(std::abs(got[i] - want[i])));
-  return e / std::max(1e-30, max_abs(want, n));
 }
 
 class TrainGolden : public ::testing::TestWithParam<const char*> {};
@@ -146,33 +136,6 @@ ModelSpec small_spec(bool tied, bool longrope) {
     s.rope_scaling.short_factor = longrope_ramp(8, 2.0f);
   }
   return s;
-}
-
-void expect_engine_parity(const std::string& dir, TrainModel& tm, const std::vector<int32_t>& tokens) {
-  const int64_t T = int64_t(tokens.size()), V = tm.spec().vocab_size;
-  BackendOptions bo;
-  bo.n_threads = 2;
-  bo.bf16_activations = false;  // exact fp32 activations, as the trainer
-  auto backend = make_backend("cpu", bo);
-  LoadOptions lo;
-  lo.n_ctx = T;
-  lo.max_batch = T;
-  lo.max_logit_rows = T;
-  lo.kv_dtype = DType::F32;
-  auto engine = Model::load(dir, *backend, lo);
-  engine->forward(tokens.data(), T);
-  std::vector<float> want(size_t(T * V)), got(size_t(T * V));
-  engine->logits(0, T, want.data());
-  tm.forward(tokens.data(), nullptr, nullptr);
-  tm.logits(got.data());
-  const double e = rel_err(got.data(), want.data(), got.size());
-  EXPECT_LT(e, 1e-5) << "trainer vs engine logits (max |logit| " << max_abs(want.data(), want.size()) << ")";
-  // And the same greedy token everywhere.
-  for (int64_t t = 0; t < T; ++t) {
-    const float* a = got.data() + t * V;
-    const float* b = want.data() + t * V;
-    EXPECT_EQ(std::max_element(a, a + V) - a, std::max_element(b, b + V) - b) << "position " << t;
-  }
 }
 
 TEST(TrainEngineParity, TrainerLogitsEqualEngineLogits) {

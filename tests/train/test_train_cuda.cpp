@@ -14,7 +14,7 @@
 #include "train/backend_factory.h"
 #include "train/model.h"
 #include "train/params.h"
-#include "synthetic_run.h"
+#include "train_test_support.h"
 
 namespace mcpm::train {
 namespace {

@@ -17,7 +17,7 @@
 #include "train/cpu_backend.h"
 #include "train/params.h"
 #include "train/trainer.h"
-#include "synthetic_run.h"
+#include "train_test_support.h"
 
 namespace fs = std::filesystem;
 
@@ -203,29 +203,8 @@ TEST(TrainCheckpoint, TrainedCheckpointGivesTheTrainerLogitsInTheEngine) {
   std::vector<float> p(tm.layout().total());
   tr.model().get_params(p.data());
   tm.set_params(p.data());
-  tm.forward(tokens.data(), nullptr, nullptr);
-  std::vector<float> mine(size_t(T * kVocab)), engine(size_t(T * kVocab));
-  tm.logits(mine.data());
-  // Engine.
-  BackendOptions bo;
-  bo.n_threads = 2;
-  bo.bf16_activations = false;
-  auto backend = make_backend("cpu", bo);
-  LoadOptions lo;
-  lo.n_ctx = T;
-  lo.max_batch = T;
-  lo.max_logit_rows = T;
-  lo.kv_dtype = DType::F32;
-  auto m = Model::load(ck, *backend, lo);
-  m->forward(tokens.data(), T);
-  m->logits(0, T, engine.data());
-  double err = 0, mx = 0;
-  for (size_t i = 0; i < mine.size(); ++i) {
-    err = std::max(err, double(std::abs(mine[i] - engine[i])));
-    mx = std::max(mx, double(std::abs(engine[i])));
-  }
-  EXPECT_GT(mx, 1.0);  // a trained model: confident logits
-  EXPECT_LT(err / mx, 1e-5);
+  const std::vector<float> engine = expect_engine_parity(ck, tm, tokens);
+  EXPECT_GT(max_abs(engine.data(), engine.size()), 1.0);  // a trained model: confident logits
   // The trained model predicts the rule: greedy next token after position 10 follows x' = (5x+3)%47+1.
   const float* row = engine.data() + 10 * kVocab;
   EXPECT_EQ(std::max_element(row, row + kVocab) - row, (5 * tokens[10] + 3) % 47 + 1);
@@ -245,28 +224,7 @@ TEST(TrainCheckpoint, BundledModelGivesTheSameLogitsInTrainerAndEngine) {
   tm.set_params(p.data());
   std::vector<int32_t> tokens(static_cast<size_t>(T));
   for (int64_t t = 0; t < T; ++t) tokens[size_t(t)] = t == 0 ? spec.bos_id : int32_t(100 + (t * 97) % 3000);
-  tm.forward(tokens.data(), nullptr, nullptr);
-  const int64_t V = spec.vocab_size;
-  std::vector<float> mine(size_t(T * V)), engine(size_t(T * V));
-  tm.logits(mine.data());
-  BackendOptions bo;
-  bo.n_threads = 2;
-  bo.bf16_activations = false;
-  auto backend = make_backend("cpu", bo);
-  LoadOptions lo;
-  lo.n_ctx = T;
-  lo.max_batch = T;
-  lo.max_logit_rows = T;
-  lo.kv_dtype = DType::F32;
-  auto m = Model::load(dir, *backend, lo);
-  m->forward(tokens.data(), T);
-  m->logits(0, T, engine.data());
-  double err = 0, mx = 0;
-  for (size_t i = 0; i < mine.size(); ++i) {
-    err = std::max(err, double(std::abs(mine[i] - engine[i])));
-    mx = std::max(mx, double(std::abs(engine[i])));
-  }
-  EXPECT_LT(err / mx, 1e-5) << "max |logit| " << mx;
+  expect_engine_parity(dir, tm, tokens);
 }
 
 TEST(TrainConfigErrors, ClearMessages) {

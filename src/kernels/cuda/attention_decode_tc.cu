@@ -18,6 +18,7 @@
 #include "kernels/cuda/attention_internal.h"
 #include "kernels/cuda/device_utils.cuh"
 #include "kernels/cuda/mma.cuh"
+#include "kernels/cuda/online_softmax.cuh"
 
 namespace mcpm::cuda::attn {
 
@@ -94,7 +95,7 @@ __global__ void __launch_bounds__(kThreads) attn_decode_tc_kernel(const float* _
   float o[kVTiles][4];
 #pragma unroll
   for (int vt = 0; vt < kVTiles; ++vt) o[vt][0] = o[vt][1] = o[vt][2] = o[vt][3] = 0.0f;
-  float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.0f, l_b = 0.0f;
+  RowPairSoftmax sm;
 
   for (int64_t k0 = kb + int64_t(warp) * kStepKeys; k0 < ke; k0 += int64_t(kWarps) * kStepKeys) {
     // Issue every load of the step first (K: keys k0 + 8nt + g; V: keys k0 + 2qd + {0, 1, 8, 9}).
@@ -126,7 +127,6 @@ __global__ void __launch_bounds__(kThreads) attn_decode_tc_kernel(const float* _
         else mma_bf16_16816(s[nt], qf[st], w.z, w.w);
       }
     }
-    float mx_a = -INFINITY, mx_b = -INFINITY;
 #pragma unroll
     for (int nt = 0; nt < 2; ++nt)
 #pragma unroll
@@ -134,30 +134,9 @@ __global__ void __launch_bounds__(kThreads) attn_decode_tc_kernel(const float* _
         const bool ok = k0 + 8 * nt + 2 * qd + e < ke;
         s[nt][e] = ok ? s[nt][e] * scale_log2 : -INFINITY;
         s[nt][2 + e] = ok ? s[nt][2 + e] * scale_log2 : -INFINITY;
-        mx_a = fmaxf(mx_a, s[nt][e]);
-        mx_b = fmaxf(mx_b, s[nt][2 + e]);
       }
-    mx_a = fmaxf(mx_a, __shfl_xor_sync(kFullMask, mx_a, 1));
-    mx_a = fmaxf(mx_a, __shfl_xor_sync(kFullMask, mx_a, 2));
-    mx_b = fmaxf(mx_b, __shfl_xor_sync(kFullMask, mx_b, 1));
-    mx_b = fmaxf(mx_b, __shfl_xor_sync(kFullMask, mx_b, 2));
-    const float mn_a = fmaxf(m_a, mx_a), mn_b = fmaxf(m_b, mx_b);
-    const float ref_a = mn_a == -INFINITY ? 0.0f : mn_a, ref_b = mn_b == -INFINITY ? 0.0f : mn_b;
-    const float al_a = exp2f(m_a - ref_a), al_b = exp2f(m_b - ref_b);
-    float sum_a = 0.0f, sum_b = 0.0f;
-#pragma unroll
-    for (int nt = 0; nt < 2; ++nt)
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        s[nt][e] = exp2f(s[nt][e] - ref_a);
-        s[nt][2 + e] = exp2f(s[nt][2 + e] - ref_b);
-        sum_a += s[nt][e];
-        sum_b += s[nt][2 + e];
-      }
-    l_a = l_a * al_a + sum_a;
-    l_b = l_b * al_b + sum_b;
-    m_a = mn_a;
-    m_b = mn_b;
+    float al_a, al_b;
+    sm.step(s, al_a, al_b);
 
     // O = O * alpha + P V
     const uint32_t pa[4] = {pack_bf16x2(s[0][0], s[0][1]), pack_bf16x2(s[0][2], s[0][3]), pack_bf16x2(s[1][0], s[1][1]),
@@ -171,10 +150,7 @@ __global__ void __launch_bounds__(kThreads) attn_decode_tc_kernel(const float* _
       mma_bf16_16816(o[vt], pa, b0, b1);
     }
   }
-  l_a += __shfl_xor_sync(kFullMask, l_a, 1);
-  l_a += __shfl_xor_sync(kFullMask, l_a, 2);
-  l_b += __shfl_xor_sync(kFullMask, l_b, 1);
-  l_b += __shfl_xor_sync(kFullMask, l_b, 2);
+  sm.finish();
 
   // Merge the warps: lane (g, qd) holds dims qd*D/4 + vt (c0) and qd*D/4 + D/8 + vt (c1) of row g.
   __shared__ float sm_o[kWarps][kRows][D];
@@ -188,8 +164,8 @@ __global__ void __launch_bounds__(kThreads) attn_decode_tc_kernel(const float* _
     sm_o[warp][g + 8][d1] = o[vt][3];
   }
   if (qd == 0) {
-    sm_m[warp][g] = m_a, sm_l[warp][g] = l_a;
-    sm_m[warp][g + 8] = m_b, sm_l[warp][g + 8] = l_b;
+    sm_m[warp][g] = sm.m_a, sm_l[warp][g] = sm.l_a;
+    sm_m[warp][g + 8] = sm.m_b, sm_l[warp][g + 8] = sm.l_b;
   }
   __syncthreads();
   for (int idx = threadIdx.x; idx < kRows * D; idx += kThreads) {

@@ -14,6 +14,7 @@
 #include "kernels/cuda/attention_internal.h"
 #include "kernels/cuda/device_utils.cuh"
 #include "kernels/cuda/mma.cuh"
+#include "kernels/cuda/online_softmax.cuh"
 
 namespace mcpm::cuda::attn {
 
@@ -108,7 +109,7 @@ __global__ void __launch_bounds__(kThreads) attn_prefill_tc_kernel(const float* 
   float o[kVTiles][4];
 #pragma unroll
   for (int vt = 0; vt < kVTiles; ++vt) o[vt][0] = o[vt][1] = o[vt][2] = o[vt][3] = 0.0f;
-  float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.0f, l_b = 0.0f;
+  RowPairSoftmax sm;
   const int64_t row_a = row0 + warp * 16 + g, row_b = row_a + 8;
   const int64_t last_a = pos0 + row_a / group, last_b = pos0 + row_b / group;  // last key each row sees
 
@@ -138,7 +139,6 @@ __global__ void __launch_bounds__(kThreads) attn_prefill_tc_kernel(const float* 
       }
 
     const bool masked = (tile + 1) * kBlockN > full_keys;
-    float mx_a = -INFINITY, mx_b = -INFINITY;
 #pragma unroll
     for (int nt = 0; nt < kNT; ++nt)
 #pragma unroll
@@ -146,54 +146,17 @@ __global__ void __launch_bounds__(kThreads) attn_prefill_tc_kernel(const float* 
         const int64_t key = tile * kBlockN + 8 * nt + 2 * qd + e;
         s[nt][e] = (masked && key > last_a) ? -INFINITY : s[nt][e] * scale_log2;
         s[nt][2 + e] = (masked && key > last_b) ? -INFINITY : s[nt][2 + e] * scale_log2;
-        mx_a = fmaxf(mx_a, s[nt][e]);
-        mx_b = fmaxf(mx_b, s[nt][2 + e]);
       }
-    mx_a = fmaxf(mx_a, __shfl_xor_sync(kFullMask, mx_a, 1));
-    mx_a = fmaxf(mx_a, __shfl_xor_sync(kFullMask, mx_a, 2));
-    mx_b = fmaxf(mx_b, __shfl_xor_sync(kFullMask, mx_b, 1));
-    mx_b = fmaxf(mx_b, __shfl_xor_sync(kFullMask, mx_b, 2));
-    const float mn_a = fmaxf(m_a, mx_a), mn_b = fmaxf(m_b, mx_b);
-    const float ref_a = mn_a == -INFINITY ? 0.0f : mn_a, ref_b = mn_b == -INFINITY ? 0.0f : mn_b;
-    const float al_a = exp2f(m_a - ref_a), al_b = exp2f(m_b - ref_b);
-    float sum_a = 0.0f, sum_b = 0.0f;
-#pragma unroll
-    for (int nt = 0; nt < kNT; ++nt)
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        s[nt][e] = exp2f(s[nt][e] - ref_a);
-        s[nt][2 + e] = exp2f(s[nt][2 + e] - ref_b);
-        sum_a += s[nt][e];
-        sum_b += s[nt][2 + e];
-      }
-    l_a = l_a * al_a + sum_a;
-    l_b = l_b * al_b + sum_b;
-    m_a = mn_a;
-    m_b = mn_b;
+    float al_a, al_b;
+    sm.step(s, al_a, al_b);
 #pragma unroll
     for (int vt = 0; vt < kVTiles; ++vt) o[vt][0] *= al_a, o[vt][1] *= al_a, o[vt][2] *= al_b, o[vt][3] *= al_b;
 
-    // O += P V, 16 keys per k-step; P comes straight from the S accumulators.
-#pragma unroll
-    for (int kk = 0; kk < kBlockN / 16; ++kk) {
-      const uint32_t pa[4] = {pack_bf16x2(s[2 * kk][0], s[2 * kk][1]), pack_bf16x2(s[2 * kk][2], s[2 * kk][3]),
-                              pack_bf16x2(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                              pack_bf16x2(s[2 * kk + 1][2], s[2 * kk + 1][3])};
-#pragma unroll
-      for (int dp = 0; dp < kVTiles / 2; ++dp) {
-        uint32_t r[4];
-        ldmatrix_x4_trans(r, sv(b) + L::offset(kk * 16 + (mi & 1) * 8 + ri, 2 * dp + (mi >> 1)));
-        mma_bf16_16816(o[2 * dp], pa, r[0], r[1]);
-        mma_bf16_16816(o[2 * dp + 1], pa, r[2], r[3]);
-      }
-    }
+    accumulate_pv<L, kBlockN>(o, s, sv(b), mi, ri);  // O += P V
     __syncthreads();  // buffer b is refilled two tiles later
   }
 
-  l_a += __shfl_xor_sync(kFullMask, l_a, 1);
-  l_a += __shfl_xor_sync(kFullMask, l_a, 2);
-  l_b += __shfl_xor_sync(kFullMask, l_b, 1);
-  l_b += __shfl_xor_sync(kFullMask, l_b, 2);
+  sm.finish();
   auto store_row = [&](int64_t row, float inv, int half) {
     if (row >= rows_total) return;
     const int64_t t = row / group, hg = row % group;
@@ -202,8 +165,8 @@ __global__ void __launch_bounds__(kThreads) attn_prefill_tc_kernel(const float* 
     for (int vt = 0; vt < kVTiles; ++vt)
       *reinterpret_cast<float2*>(dst + vt * 8 + 2 * qd) = make_float2(o[vt][2 * half] * inv, o[vt][2 * half + 1] * inv);
   };
-  store_row(row_a, 1.0f / l_a, 0);
-  store_row(row_b, 1.0f / l_b, 1);
+  store_row(row_a, 1.0f / sm.l_a, 0);
+  store_row(row_b, 1.0f / sm.l_b, 1);
 }
 
 }  // namespace prefill

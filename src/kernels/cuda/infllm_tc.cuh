@@ -22,6 +22,7 @@
 #include "kernels/cuda/device_utils.cuh"
 #include "kernels/cuda/infllm_internal.cuh"
 #include "kernels/cuda/mma.cuh"
+#include "kernels/cuda/online_softmax.cuh"
 
 namespace mcpm::cuda::infllm {
 
@@ -149,7 +150,7 @@ __global__ void __launch_bounds__(kThreads) scores_tc_kernel(SelectArgs a) {
   const int n_tiles = int(min(int64_t(kTiles), (limit - j0 + kTileRows - 1) / kTileRows));
   load_tile_async<D>(rows, j0, limit, buf(0));
   cp_async_commit();
-  float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.0f, l_b = 0.0f;
+  RowPairSoftmax sm;
   for (int tile = 0; tile < n_tiles; ++tile) {
     const int b = tile & 1;
     if (tile + 1 < n_tiles) {
@@ -165,7 +166,6 @@ __global__ void __launch_bounds__(kThreads) scores_tc_kernel(SelectArgs a) {
       tile_scores<D>(qf, buf(b), s);
       const int64_t jt = j0 + tile * kTileRows;
       if constexpr (kCoarse) {
-        float mx_a = -INFINITY, mx_b = -INFINITY;
 #pragma unroll
         for (int nt = 0; nt < kNT; ++nt)
 #pragma unroll
@@ -173,24 +173,9 @@ __global__ void __launch_bounds__(kThreads) scores_tc_kernel(SelectArgs a) {
             const bool ok = jt + 8 * nt + 2 * qd + e < vis;
             s[nt][e] = ok ? s[nt][e] * a.scale_log2 : -INFINITY;
             s[nt][2 + e] = ok ? s[nt][2 + e] * a.scale_log2 : -INFINITY;
-            mx_a = fmaxf(mx_a, s[nt][e]);
-            mx_b = fmaxf(mx_b, s[nt][2 + e]);
           }
-        mx_a = fmaxf(mx_a, __shfl_xor_sync(kFullMask, mx_a, 1));
-        mx_a = fmaxf(mx_a, __shfl_xor_sync(kFullMask, mx_a, 2));
-        mx_b = fmaxf(mx_b, __shfl_xor_sync(kFullMask, mx_b, 1));
-        mx_b = fmaxf(mx_b, __shfl_xor_sync(kFullMask, mx_b, 2));
-        const float mn_a = fmaxf(m_a, mx_a), mn_b = fmaxf(m_b, mx_b);
-        const float ref_a = mn_a == -INFINITY ? 0.0f : mn_a, ref_b = mn_b == -INFINITY ? 0.0f : mn_b;
-        float sum_a = 0.0f, sum_b = 0.0f;
-#pragma unroll
-        for (int nt = 0; nt < kNT; ++nt)
-#pragma unroll
-          for (int e = 0; e < 2; ++e) sum_a += exp2f(s[nt][e] - ref_a), sum_b += exp2f(s[nt][2 + e] - ref_b);
-        l_a = l_a * exp2f(m_a - ref_a) + sum_a;
-        l_b = l_b * exp2f(m_b - ref_b) + sum_b;
-        m_a = mn_a;
-        m_b = mn_b;
+        float al_a, al_b;
+        sm.step(s, al_a, al_b);
       } else {
         float* out = a.s.sacc + (g * a.T + t) * a.cap1;
 #pragma unroll
@@ -211,13 +196,10 @@ __global__ void __launch_bounds__(kThreads) scores_tc_kernel(SelectArgs a) {
     __syncthreads();  // buffer b is refilled two tiles later
   }
   if (kCoarse && active) {
-    l_a += __shfl_xor_sync(kFullMask, l_a, 1);
-    l_a += __shfl_xor_sync(kFullMask, l_a, 2);
-    l_b += __shfl_xor_sync(kFullMask, l_b, 1);
-    l_b += __shfl_xor_sync(kFullMask, l_b, 2);
+    sm.finish();
     if (qd == 0) {
-      if (ha < G) part[((g * a.T + t) * a.s.n_chunk2 + chunk) * G + ha] = make_float2(m_a, l_a);
-      if (hb < G) part[((g * a.T + t) * a.s.n_chunk2 + chunk) * G + hb] = make_float2(m_b, l_b);
+      if (ha < G) part[((g * a.T + t) * a.s.n_chunk2 + chunk) * G + ha] = make_float2(sm.m_a, sm.l_a);
+      if (hb < G) part[((g * a.T + t) * a.s.n_chunk2 + chunk) * G + hb] = make_float2(sm.m_b, sm.l_b);
     }
   }
 }
@@ -280,7 +262,7 @@ __global__ void __launch_bounds__(kThreads) sparse_prefill_tc_kernel(SparseArgs 
   float o[kVTiles][4];
 #pragma unroll
   for (int vt = 0; vt < kVTiles; ++vt) o[vt][0] = o[vt][1] = o[vt][2] = o[vt][3] = 0.0f;
-  float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.0f, l_b = 0.0f;
+  RowPairSoftmax sm;
   const int64_t qb = P / kTileRows;
   int ptr = 0;  // next entry of this warp's row
   for (int i = 0; i < n_union; ++i) {
@@ -300,7 +282,6 @@ __global__ void __launch_bounds__(kThreads) sparse_prefill_tc_kernel(SparseArgs 
       float s[kNT][4];
       tile_scores<D>(qf, sk(b), s);
       const bool diag = blk == qb;
-      float mx_a = -INFINITY, mx_b = -INFINITY;
 #pragma unroll
       for (int nt = 0; nt < kNT; ++nt)
 #pragma unroll
@@ -309,53 +290,17 @@ __global__ void __launch_bounds__(kThreads) sparse_prefill_tc_kernel(SparseArgs 
           const bool masked = diag && key > P;
           s[nt][e] = masked ? -INFINITY : s[nt][e] * a.scale_log2;
           s[nt][2 + e] = masked ? -INFINITY : s[nt][2 + e] * a.scale_log2;
-          mx_a = fmaxf(mx_a, s[nt][e]);
-          mx_b = fmaxf(mx_b, s[nt][2 + e]);
         }
-      mx_a = fmaxf(mx_a, __shfl_xor_sync(kFullMask, mx_a, 1));
-      mx_a = fmaxf(mx_a, __shfl_xor_sync(kFullMask, mx_a, 2));
-      mx_b = fmaxf(mx_b, __shfl_xor_sync(kFullMask, mx_b, 1));
-      mx_b = fmaxf(mx_b, __shfl_xor_sync(kFullMask, mx_b, 2));
-      const float mn_a = fmaxf(m_a, mx_a), mn_b = fmaxf(m_b, mx_b);
-      const float ref_a = mn_a == -INFINITY ? 0.0f : mn_a, ref_b = mn_b == -INFINITY ? 0.0f : mn_b;
-      const float al_a = exp2f(m_a - ref_a), al_b = exp2f(m_b - ref_b);
-      float sum_a = 0.0f, sum_b = 0.0f;
-#pragma unroll
-      for (int nt = 0; nt < kNT; ++nt)
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          s[nt][e] = exp2f(s[nt][e] - ref_a);
-          s[nt][2 + e] = exp2f(s[nt][2 + e] - ref_b);
-          sum_a += s[nt][e];
-          sum_b += s[nt][2 + e];
-        }
-      l_a = l_a * al_a + sum_a;
-      l_b = l_b * al_b + sum_b;
-      m_a = mn_a;
-      m_b = mn_b;
+      float al_a, al_b;
+      sm.step(s, al_a, al_b);
 #pragma unroll
       for (int vt = 0; vt < kVTiles; ++vt) o[vt][0] *= al_a, o[vt][1] *= al_a, o[vt][2] *= al_b, o[vt][3] *= al_b;
-#pragma unroll
-      for (int kk = 0; kk < kTileRows / 16; ++kk) {
-        const uint32_t pa[4] = {pack_bf16x2(s[2 * kk][0], s[2 * kk][1]), pack_bf16x2(s[2 * kk][2], s[2 * kk][3]),
-                                pack_bf16x2(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                                pack_bf16x2(s[2 * kk + 1][2], s[2 * kk + 1][3])};
-#pragma unroll
-        for (int dp = 0; dp < kVTiles / 2; ++dp) {
-          uint32_t r[4];
-          ldmatrix_x4_trans(r, sv(b) + L::offset(kk * 16 + (mi & 1) * 8 + ri, 2 * dp + (mi >> 1)));
-          mma_bf16_16816(o[2 * dp], pa, r[0], r[1]);
-          mma_bf16_16816(o[2 * dp + 1], pa, r[2], r[3]);
-        }
-      }
+      accumulate_pv<L, kTileRows>(o, s, sv(b), mi, ri);  // O += P V
     }
     __syncthreads();  // buffer b is refilled two tiles later
   }
   if (!active) return;
-  l_a += __shfl_xor_sync(kFullMask, l_a, 1);
-  l_a += __shfl_xor_sync(kFullMask, l_a, 2);
-  l_b += __shfl_xor_sync(kFullMask, l_b, 1);
-  l_b += __shfl_xor_sync(kFullMask, l_b, 2);
+  sm.finish();
   auto store_row = [&](int64_t h, float l, int half) {
     if (h >= G) return;
     const float inv = l > 0.0f ? 1.0f / l : 0.0f;
@@ -364,8 +309,8 @@ __global__ void __launch_bounds__(kThreads) sparse_prefill_tc_kernel(SparseArgs 
     for (int vt = 0; vt < kVTiles; ++vt)
       *reinterpret_cast<float2*>(dst + vt * 8 + 2 * qd) = make_float2(o[vt][2 * half] * inv, o[vt][2 * half + 1] * inv);
   };
-  store_row(g8, l_a, 0);
-  store_row(g8 + 8, l_b, 1);
+  store_row(g8, sm.l_a, 0);
+  store_row(g8 + 8, sm.l_b, 1);
 }
 
 }  // namespace tc

@@ -1,5 +1,13 @@
-// See synthetic_run.h.
-#include "synthetic_run.h"
+// See train_test_support.h.
+#include "train_test_support.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "backend/backend.h"
+#include "model/model.h"
 
 #include "core/rng.h"
 #include "data/shard.h"
@@ -61,5 +69,44 @@ std::vector<float> params_of(Trainer& t) {
   return p;
 }
 
+
+double max_abs(const float* a, size_t n) {
+  double m = 0;
+  for (size_t i = 0; i < n; ++i) m = std::max(m, double(std::abs(a[i])));
+  return m;
+}
+
+double rel_err(const float* got, const float* want, size_t n) {
+  double e = 0;
+  for (size_t i = 0; i < n; ++i) e = std::max(e, double(std::abs(got[i] - want[i])));
+  return e / std::max(1e-30, max_abs(want, n));
+}
+
+std::vector<float> expect_engine_parity(const std::string& dir, TrainModel& tm, const std::vector<int32_t>& tokens) {
+  const int64_t T = int64_t(tokens.size()), V = tm.spec().vocab_size;
+  BackendOptions bo;
+  bo.n_threads = 2;
+  bo.bf16_activations = false;  // exact fp32 activations, as the trainer
+  auto backend = make_backend("cpu", bo);
+  LoadOptions lo;
+  lo.n_ctx = T;
+  lo.max_batch = T;
+  lo.max_logit_rows = T;
+  lo.kv_dtype = DType::F32;
+  auto engine = Model::load(dir, *backend, lo);
+  engine->forward(tokens.data(), T);
+  std::vector<float> want(size_t(T * V)), got(size_t(T * V));
+  engine->logits(0, T, want.data());
+  tm.forward(tokens.data(), nullptr, nullptr);
+  tm.logits(got.data());
+  const double e = rel_err(got.data(), want.data(), got.size());
+  EXPECT_LT(e, 1e-5) << "trainer vs engine logits (max |logit| " << max_abs(want.data(), want.size()) << ")";
+  for (int64_t t = 0; t < T; ++t) {  // and the same greedy token everywhere
+    const float* a = got.data() + t * V;
+    const float* b = want.data() + t * V;
+    EXPECT_EQ(std::max_element(a, a + V) - a, std::max_element(b, b + V) - b) << "position " << t;
+  }
+  return want;
+}
 
 }  // namespace mcpm::train::test_support
