@@ -21,6 +21,8 @@ namespace fs = std::filesystem;
 namespace mcpm::test {
 namespace {
 
+using golden::run;
+
 using golden::Case;
 using golden::GoldenFile;
 using golden::Manifest;
@@ -80,21 +82,6 @@ Engine load(const std::string& dir, int64_t n_ctx, const Mode& mode) {
   lo.kv_dtype = mode.exact ? DType::F32 : DType::BF16;
   e.model = Model::load(dir, *e.backend, lo);
   return e;
-}
-
-// Runs tokens[begin, end) in forward() calls of the given sizes (cycled); returns their logits.
-std::vector<float> run(Model& m, const std::vector<int32_t>& tokens, size_t begin, size_t end,
-                       const std::vector<int64_t>& chunks) {
-  const int64_t V = m.spec().vocab_size;
-  std::vector<float> out(size_t(int64_t(end - begin) * V));
-  size_t pos = begin, k = 0;
-  while (pos < end) {
-    const int64_t n = std::min<int64_t>(chunks[k++ % chunks.size()], int64_t(end - pos));
-    m.forward(tokens.data() + pos, n);
-    m.logits(0, n, out.data() + int64_t(pos - begin) * V);
-    pos += size_t(n);
-  }
-  return out;
 }
 
 // max|a - b| / max(1, max|b|) (b is the reference), NaN -> inf.

@@ -169,4 +169,18 @@ GoldenFile read_golden(const std::string& path) {
   return g;
 }
 
+std::vector<float> run(Model& m, const std::vector<int32_t>& tokens, size_t begin, size_t end,
+                       const std::vector<int64_t>& chunks) {
+  const int64_t V = m.spec().vocab_size;
+  std::vector<float> out(size_t(int64_t(end - begin) * V));
+  size_t pos = begin, k = 0;
+  while (pos < end) {
+    const int64_t n = std::min<int64_t>(chunks[k++ % chunks.size()], int64_t(end - pos));
+    m.forward(tokens.data() + pos, n);
+    m.logits(0, n, out.data() + int64_t(pos - begin) * V);
+    pos += size_t(n);
+  }
+  return out;
+}
+
 }  // namespace mcpm::golden

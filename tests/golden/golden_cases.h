@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "model/model.h"
 #include "model/random_checkpoint.h"
 
 namespace mcpm::golden {
@@ -55,5 +56,10 @@ struct GoldenFile {
 
 // Reads and validates (magic, version, size, trailing checksum) a golden file.
 GoldenFile read_golden(const std::string& path);
+
+// Feeds tokens[begin, end) to m in forward() calls of the given sizes (cycled) and returns their
+// logits [end - begin, V]: one-shot prefill, chunked prefill and token-by-token decode alike.
+std::vector<float> run(Model& m, const std::vector<int32_t>& tokens, size_t begin, size_t end,
+                       const std::vector<int64_t>& chunks);
 
 }  // namespace mcpm::golden
