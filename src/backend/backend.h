@@ -103,6 +103,7 @@ class Backend {
   virtual bool graph_replay(int key) { return false; }  // true: the recorded graph was launched
   virtual void graph_begin(int key) {}
   virtual void graph_end(int key) {}                   // ends the recording and launches it once
+  virtual void graph_abort() {}                        // drops an open recording (after an exception)
 
  protected:
   [[noreturn]] void no_infllm() const;

@@ -115,6 +115,7 @@ class CudaBackend final : public Backend {
   bool supports_graphs() const override { return graphs_enabled_; }
   bool graph_replay(int key) override;
   void graph_begin(int key) override;
+  void graph_abort() override { if (capturing_) abort_capture(); }
   void graph_end(int key) override;
 
  private:

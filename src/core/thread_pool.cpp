@@ -22,9 +22,11 @@ int ThreadPool::default_threads() {
   return n ? int(n) : 1;
 }
 
-ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads) {
-  threads_.reserve(n_threads_ - 1);
-  for (int t = 1; t < n_threads_; ++t) threads_.emplace_back([this, t] { worker(t); });
+ThreadPool::ThreadPool(int n_threads, int n_helpers) : n_threads_(n_threads < 1 ? 1 : n_threads) {
+  MCPM_CHECK(n_helpers >= 0 && n_helpers < n_threads_, "ThreadPool: {} helper threads for {} tasks", n_helpers,
+             n_threads_);
+  threads_.reserve(size_t(n_helpers));
+  for (int t = 0; t < n_helpers; ++t) threads_.emplace_back([this] { worker(); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -32,6 +34,20 @@ ThreadPool::~ThreadPool() {
   generation_.fetch_add(1, std::memory_order_acq_rel);
   generation_.notify_all();
   for (auto& th : threads_) th.join();
+}
+
+void ThreadPool::run_claimed_tasks() {
+  uint64_t s = claim_.load(std::memory_order_acquire);
+  while (uint32_t(s) < uint32_t(n_threads_)) {
+    // A successful exchange claims task uint32_t(s) of the job whose sequence is in the high half; a
+    // stale value (an older job) fails because the sequence differs. The acquire pairs with the
+    // release that published job_thunk_/job_obj_ in run_erased.
+    if (claim_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
+      job_thunk_(job_obj_, int(uint32_t(s)), n_threads_);
+      done_.fetch_add(1, std::memory_order_acq_rel);
+      s = claim_.load(std::memory_order_acquire);
+    }
+  }
 }
 
 void ThreadPool::run_erased(void* obj, Thunk thunk) {
@@ -43,12 +59,15 @@ void ThreadPool::run_erased(void* obj, Thunk thunk) {
   in_job_ = true;
   job_obj_ = obj;
   job_thunk_ = thunk;
-  pending_.store(n_threads_ - 1, std::memory_order_relaxed);
+  done_.store(0, std::memory_order_relaxed);
+  const uint64_t seq = (claim_.load(std::memory_order_relaxed) >> 32) + 1;
+  claim_.store(seq << 32, std::memory_order_release);
   generation_.fetch_add(1, std::memory_order_acq_rel);
   generation_.notify_all();
-  thunk(obj, 0, n_threads_);
+  run_claimed_tasks();
+  // Every task is claimed; wait for those still running on helpers.
   int spins = 0;
-  while (pending_.load(std::memory_order_acquire) != 0) {
+  while (done_.load(std::memory_order_acquire) != n_threads_) {
     if (++spins < kSpinIters) {
       MCPM_PAUSE();
     } else {
@@ -58,7 +77,7 @@ void ThreadPool::run_erased(void* obj, Thunk thunk) {
   in_job_ = false;
 }
 
-void ThreadPool::worker(int tid) {
+void ThreadPool::worker() {
   uint64_t seen = 0;
   for (;;) {
     uint64_t g = generation_.load(std::memory_order_acquire);
@@ -72,8 +91,7 @@ void ThreadPool::worker(int tid) {
     }
     seen = g;
     if (stop_.load(std::memory_order_acquire)) return;
-    job_thunk_(job_obj_, tid, n_threads_);
-    pending_.fetch_sub(1, std::memory_order_acq_rel);
+    run_claimed_tasks();
   }
 }
 

@@ -325,7 +325,12 @@ void Model::forward(const int32_t* tokens, int64_t T) {
     const int key = sparse ? kSparseDecodeGraph : kDecodeGraph;
     if (!be.graph_replay(key)) {
       be.graph_begin(key);
-      run_layers(T, sparse);
+      try {
+        run_layers(T, sparse);
+      } catch (...) {
+        be.graph_abort();  // leave the backend usable (uploads are refused while a capture is open)
+        throw;
+      }
       be.graph_end(key);
     }
   } else {

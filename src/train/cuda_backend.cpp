@@ -12,6 +12,7 @@
 #include <cuda_runtime_api.h>
 
 #include <cmath>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -229,9 +230,18 @@ class CudaTrainBackend final : public TrainBackend {
     k::AttnPtrOperand o[3];
     std::copy(ops.begin(), ops.end(), o);
     k::fill_attention_pointers(stream_, o, fill, s.B, s.nh, s.nkv, per_kv_head, member);
+    // With a FAST (bf16/tf32) compute type cuBLAS requires every matrix pointer of a batched call to
+    // be 16-byte aligned when (k * 4) % 16 == 0 (it cannot see device pointer arrays; a violation is a
+    // misaligned-address fault). The [T, T] blocks of probs/dS are not when T is odd: such a call
+    // runs in plain fp32 instead.
+    cublasComputeType_t compute = compute_;
+    if (compute_ != CUBLAS_COMPUTE_32F && (kk * 4) % 16 == 0)
+      for (const k::AttnPtrOperand& op : o)
+        if (reinterpret_cast<uintptr_t>(op.base) % 16 != 0 || op.stride_b % 4 != 0 || op.stride_h % 4 != 0)
+          compute = CUBLAS_COMPUTE_32F;
     MCPM_CUBLAS_CHECK(cublasGemmBatchedEx(blas_, ta, tb, int(m), int(n), int(kk), &alpha, arrays, CUDA_R_32F, int(lda),
                                           arrays + ptrs_n_, CUDA_R_32F, int(ldb), &beta, arrays + 2 * ptrs_n_,
-                                          CUDA_R_32F, int(ldc), int(count), compute_, CUBLAS_GEMM_DEFAULT));
+                                          CUDA_R_32F, int(ldc), int(count), compute, CUBLAS_GEMM_DEFAULT));
   }
 
   // Device scratch of at least n floats (the attention backward's dS), grown on demand.

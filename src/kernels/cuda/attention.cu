@@ -62,7 +62,8 @@ void attention_decode(cudaStream_t stream, const AttentionArgs& a, bool tensor_c
     } else {
       if (a.kv.dtype == DType::BF16) attn::launch_simt<D, uint16_t>(stream, a, n_splits, p);
       else attn::launch_simt<D, float>(stream, a, n_splits, p);
-      attn::launch_combine<D>(stream, a, n_splits, attn::kSimtDecodeRule, p);
+      // n_splits == 1: the SIMT kernel wrote a.out directly (no partials to merge).
+      if (n_splits > 1) attn::launch_combine<D>(stream, a, n_splits, attn::kSimtDecodeRule, p);
     }
   });
 }

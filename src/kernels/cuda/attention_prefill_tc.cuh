@@ -172,20 +172,23 @@ __global__ void __launch_bounds__(kThreads) attn_prefill_tc_kernel(const float* 
 }  // namespace prefill
 
 template <int D>
+void init_prefill_tc() {
+  MCPM_CUDA_CHECK(cudaFuncSetAttribute(prefill::attn_prefill_tc_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       prefill::Layout<D>::kSmemBytes));
+}
+
+template <int D>
 void launch_prefill_tc(cudaStream_t stream, const AttentionArgs& a) {
   using namespace prefill;
   const int64_t group = a.n_heads / a.kv.n_kv;
+  // Above 48 KB (D = 128) the launch needs the opt-in; applied here as well as in attention_init so
+  // that direct callers launch too. Prefill (T > 1) is never graph-captured.
+  if constexpr (Layout<D>::kSmemBytes > 48 * 1024) init_prefill_tc<D>();
   const dim3 grid(unsigned(ceil_div(a.T * group, kBlockM)), unsigned(a.kv.n_kv));
   attn_prefill_tc_kernel<D><<<grid, kThreads, Layout<D>::kSmemBytes, stream>>>(
       a.q, static_cast<const uint16_t*>(a.kv.k), static_cast<const uint16_t*>(a.kv.v), a.positions, a.T, a.n_heads,
       group, a.kv.capacity, a.scale * kLog2e, a.out);
   MCPM_CUDA_CHECK_LAUNCH("attention prefill (tensor cores)");
-}
-
-template <int D>
-void init_prefill_tc() {
-  MCPM_CUDA_CHECK(cudaFuncSetAttribute(prefill::attn_prefill_tc_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       prefill::Layout<D>::kSmemBytes));
 }
 
 }  // namespace mcpm::cuda::attn

@@ -92,7 +92,7 @@ struct SampleParams {
   uint64_t step = 0;  // (seed, step) determines the random draw
 };
 // *out (device) = token drawn from softmax(logits / temperature) restricted by top-k, top-p, min-p
-// (the candidate set of runtime/sampler.cpp). logits [V] (device); V < 2^31.
+// (the candidate set of runtime/sampler.cpp). logits [V] (device); V < 2^24 (fixed-point masses).
 void sample(cudaStream_t stream, const float* logits, int64_t V, const SampleParams& p, int32_t* out);
 
 // ---- bandwidth (bandwidth.cu) ----

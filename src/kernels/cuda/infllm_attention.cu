@@ -160,6 +160,12 @@ void infllm_attention(cudaStream_t stream, const float* q, int64_t T, int64_t n_
   using namespace infllm;
   if (T <= 0) return;
   if (kv.n_kv <= 0 || n_heads % kv.n_kv != 0) throw_unsupported("InfLLM v2 head count", n_heads, __FILE__, __LINE__);
+  // The kernels use p.topk_total as the row stride of idx: a block index of another shape would be
+  // read or written out of bounds.
+  if (!idx.ids || idx.T != T)
+    throw_unsupported("InfLLM v2 attention: block index rows (must equal the call's tokens)", idx.T, __FILE__, __LINE__);
+  if (idx.width != p.topk_total)
+    throw_unsupported("InfLLM v2 attention: block index width (must equal topk_total)", idx.width, __FILE__, __LINE__);
   if (n_splits < 1 || n_splits > kInfllmMaxSplits) throw_unsupported("InfLLM v2 split count", n_splits, __FILE__, __LINE__);
   const int64_t G = n_heads / kv.n_kv;
   const SparseArgs a{q, T, n_heads, G, positions, kv.k, kv.v, kv.capacity, idx.ids, to_device(p), scale * kLog2e, out};

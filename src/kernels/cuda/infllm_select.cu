@@ -260,6 +260,12 @@ void infllm_select(cudaStream_t stream, const float* q, int64_t T, int64_t n_hea
   if (T <= 0) return;
   if (T > kMaxGridYZ) throw_unsupported("InfLLM v2 select: tokens per call", T, __FILE__, __LINE__);
   if (c.n_kv <= 0 || n_heads % c.n_kv != 0) throw_unsupported("InfLLM v2 head count", n_heads, __FILE__, __LINE__);
+  // The kernels use p.topk_total as the row stride of idx: a block index of another shape would be
+  // read or written out of bounds.
+  if (!idx.ids || idx.T != T)
+    throw_unsupported("InfLLM v2 select: block index rows (must equal the call's tokens)", idx.T, __FILE__, __LINE__);
+  if (idx.width != p.topk_total)
+    throw_unsupported("InfLLM v2 select: block index width (must equal topk_total)", idx.width, __FILE__, __LINE__);
   const int64_t G = n_heads / c.n_kv, d = c.d;
   SelectArgs a{q, T, n_heads, G, positions, c.c1, c.c2, c.cap1, c.cap2, to_device(p), scale * kLog2e,
                select_scratch(scratch, T, c.n_kv, G, c.cap2)};

@@ -331,8 +331,13 @@ void launch_scores_tc(cudaStream_t stream, const SelectArgs& a, int64_t n_kv) {
 template <int D>
 void launch_prefill_tc(cudaStream_t stream, const SparseArgs& a, int64_t n_kv) {
   if (a.p.width > tc::kMaxWidth) throw_unsupported("InfLLM v2 tensor-core prefill: row width", a.p.width, __FILE__, __LINE__);
+  constexpr int kSmem = 4 * tc::Layout<D>::kTileBytes;
+  // Above 48 KB (D = 128) the launch needs the opt-in; apply it here too, so callers that did not
+  // run infllm_init (the kernel tests) still launch. Prefill (T > 1) is never graph-captured.
+  if constexpr (kSmem > 48 * 1024)
+    MCPM_CUDA_CHECK(cudaFuncSetAttribute(tc::sparse_prefill_tc_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
   const dim3 grid(unsigned(ceil_div(a.T, tc::kWarps)), unsigned(n_kv));
-  tc::sparse_prefill_tc_kernel<D><<<grid, tc::kThreads, 4 * tc::Layout<D>::kTileBytes, stream>>>(a);
+  tc::sparse_prefill_tc_kernel<D><<<grid, tc::kThreads, kSmem, stream>>>(a);
   MCPM_CUDA_CHECK_LAUNCH("InfLLM v2 sparse prefill (tensor cores)");
 }
 

@@ -242,7 +242,8 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const float* __restric
 }  // namespace
 
 void sample(cudaStream_t stream, const float* logits, int64_t V, const SampleParams& p, int32_t* out) {
-  if (V <= 0 || V > INT32_MAX) throw_unsupported("vocabulary size for device sampling", V, __FILE__, __LINE__);
+  // Fixed-point masses: V * 2^40 must stay below 2^64 (exact u64 sums), so V < 2^24.
+  if (V <= 0 || V >= (int64_t(1) << 24)) throw_unsupported("vocabulary size for device sampling", V, __FILE__, __LINE__);
   sample_kernel<<<1, kThreads, 0, stream>>>(logits, int(V), p, out);
   MCPM_CUDA_CHECK_LAUNCH("sample");
 }

@@ -243,23 +243,25 @@ __global__ void fill_pointers_kernel(PtrArgs a, int64_t B, int64_t nh, int64_t n
 
 void embedding_forward(cudaStream_t s, const int32_t* ids, int64_t R, const float* E, int64_t H, float scale,
                        float* out) {
+  if (R * H <= 0) return;  // a zero-block grid is a launch error; the CPU backend does nothing
   embedding_forward_kernel<<<grid_for(R * H), kThreads, 0, s>>>(ids, R, E, H, scale, out);
   MCPM_TRAIN_LAUNCH_CHECK("train embedding_forward");
 }
 void embedding_backward(cudaStream_t s, const int32_t* ids, int64_t R, const float* dout, int64_t H, float scale,
                         float* dE) {
+  if (R * H <= 0) return;
   embedding_backward_kernel<<<grid_for(R * H), kThreads, 0, s>>>(ids, R, dout, H, scale, dE);
   MCPM_TRAIN_LAUNCH_CHECK("train embedding_backward");
 }
 void rmsnorm_forward(cudaStream_t s, const float* x, int64_t R, int64_t H, const float* w, float eps, float* out,
                      float* rstd) {
-  if (R == 0) return;
+  if (R <= 0) return;
   rmsnorm_forward_kernel<<<unsigned(R), kThreads, 0, s>>>(x, H, w, eps, out, rstd);
   MCPM_TRAIN_LAUNCH_CHECK("train rmsnorm_forward");
 }
 void rmsnorm_backward(cudaStream_t s, const float* dout, const float* x, const float* w, const float* rstd, int64_t R,
                       int64_t H, float* dx, float* dw) {
-  if (R == 0) return;
+  if (R <= 0 || H <= 0) return;
   rmsnorm_backward_dx_kernel<<<unsigned(R), kThreads, 0, s>>>(dout, x, w, rstd, H, dx);
   MCPM_TRAIN_LAUNCH_CHECK("train rmsnorm_backward dx");
   const dim3 grid(unsigned(ceil_div(H, 32)), unsigned(ceil_div(R, kDwRowsPerBlock)));
@@ -268,28 +270,33 @@ void rmsnorm_backward(cudaStream_t s, const float* dout, const float* x, const f
 }
 void rope(cudaStream_t s, float* x, int64_t B, int64_t T, int64_t nh, int64_t d, const float* cos, const float* sin,
           float sign) {
+  if (B * T * nh * (d / 2) <= 0) return;
   rope_kernel<<<grid_for(B * T * nh * (d / 2)), kThreads, 0, s>>>(x, B * T, T, nh, d, cos, sin, sign);
   MCPM_TRAIN_LAUNCH_CHECK("train rope");
 }
 void causal_softmax(cudaStream_t s, float* P, int64_t n_mats, int64_t T) {
+  if (n_mats * T <= 0) return;
   causal_softmax_kernel<<<unsigned(n_mats * T), kThreads, 0, s>>>(P, T);
   MCPM_TRAIN_LAUNCH_CHECK("train causal_softmax");
 }
 void causal_softmax_backward(cudaStream_t s, const float* P, float* dP, int64_t n_mats, int64_t T, float scale) {
+  if (n_mats * T <= 0) return;
   causal_softmax_backward_kernel<<<unsigned(n_mats * T), kThreads, 0, s>>>(P, dP, T, scale);
   MCPM_TRAIN_LAUNCH_CHECK("train causal_softmax_backward");
 }
 void swiglu_forward(cudaStream_t s, const float* g, const float* u, int64_t n, float* h) {
+  if (n <= 0) return;
   swiglu_forward_kernel<<<grid_for(n), kThreads, 0, s>>>(g, u, n, h);
   MCPM_TRAIN_LAUNCH_CHECK("train swiglu_forward");
 }
 void swiglu_backward(cudaStream_t s, const float* dh, const float* g, const float* u, int64_t n, float* dg, float* du) {
+  if (n <= 0) return;
   swiglu_backward_kernel<<<grid_for(n), kThreads, 0, s>>>(dh, g, u, n, dg, du);
   MCPM_TRAIN_LAUNCH_CHECK("train swiglu_backward");
 }
 void cross_entropy(cudaStream_t s, float* logits, const int32_t* targets, const float* weight, int64_t R, int64_t V,
                    float* loss) {
-  if (R == 0) return;
+  if (R <= 0 || V <= 0) return;
   cross_entropy_kernel<<<unsigned(R), kThreads, 0, s>>>(logits, targets, weight, V, loss);
   MCPM_TRAIN_LAUNCH_CHECK("train cross_entropy");
 }
@@ -300,11 +307,13 @@ void sum_squares(cudaStream_t s, const float* x, size_t n, double* partial, doub
   MCPM_TRAIN_LAUNCH_CHECK("train sum_squares (partials)");
 }
 void scale(cudaStream_t s, float* x, size_t n, float factor) {
+  if (n == 0) return;
   scale_kernel<<<grid_for(int64_t(n)), kThreads, 0, s>>>(x, n, factor);
   MCPM_TRAIN_LAUNCH_CHECK("train scale");
 }
 void adamw(cudaStream_t s, float* p, const float* g, float* m, float* v, size_t n, float lr, float beta1, float beta2,
            float eps, float wd, float inv_bc1, float inv_bc2) {
+  if (n == 0) return;
   adamw_kernel<<<grid_for(int64_t(n)), kThreads, 0, s>>>(p, g, m, v, n, lr, beta1, beta2, eps, wd, inv_bc1, inv_bc2);
   MCPM_TRAIN_LAUNCH_CHECK("train adamw");
 }
@@ -316,6 +325,7 @@ void fill_attention_pointers(cudaStream_t s, const AttnPtrOperand ops[3], void**
     a.out[j] = out[j];
   }
   const int64_t n = B * (per_kv_head ? nkv : nh);
+  if (n <= 0) return;
   fill_pointers_kernel<<<grid_for(n), kThreads, 0, s>>>(a, B, nh, nkv, per_kv_head, member);
   MCPM_TRAIN_LAUNCH_CHECK("train fill_attention_pointers");
 }

@@ -89,6 +89,11 @@ def pointers(s, per_kv_head, member, op):
 
 def batched(s, per_kv_head, member, ops, ta, tb, m, n, k, alpha, lda, ldb, beta, ldc):
     pa, pb, pc = (pointers(s, per_kv_head, member, o) for o in ops)
+    # The compute-type choice of batched(): a FAST (bf16/tf32) type needs every pointer 16-byte
+    # aligned (offsets % 4 floats; the buffers start 256-byte aligned) when (k * 4) % 16 == 0.
+    fast = not (k % 4 == 0 and any(o[1] % 4 or o[2] % 4 for o in ops))
+    if fast and k % 4 == 0:
+        assert all(off % 4 == 0 for off in pa + pb + pc), "FAST batched GEMM with misaligned pointers"
     for a, b, c in zip(pa, pb, pc):
         gemm(ta, tb, m, n, k, alpha, ops[0][0], a, lda, ops[1][0], b, ldb, beta, ops[2][0], c, ldc)
 
@@ -169,7 +174,7 @@ def check_attention(B, T, nh, nkv, d):
 
 def main():
     check_linear()
-    for shape in [(2, 5, 6, 2, 4), (1, 7, 4, 4, 2), (2, 3, 8, 1, 6)]:
+    for shape in [(2, 5, 6, 2, 4), (1, 7, 4, 4, 2), (2, 3, 8, 1, 6), (2, 4, 6, 2, 8), (1, 6, 2, 1, 4)]:
         check_attention(*shape)
     print("train_gemm: the cuBLAS argument mapping of the CUDA trainer matches the row-major math")
     return 0
