@@ -39,7 +39,7 @@ struct TrainArgs {
   int threads = 0;
   std::string save_dtype = "f32";
   std::string forward_matmul = "engine";
-  std::string device = "auto", gemm_precision = "bf16";
+  std::string device = "auto", gemm_precision = "auto";
   int cuda_device = 0;
   bool plot = false, quiet = false, eval_only = false;
   bool steps_given = false, decay_given = false;  // set from the command line (resume: WSD branch)
@@ -107,9 +107,14 @@ std::unique_ptr<train::TrainBackend> make_backend(const TrainArgs& a, const std:
   train::CpuTrainOptions cpu;
   cpu.n_threads = a.threads;
   cpu.engine_matmul = forward_matmul == "engine";
+  // auto: bf16 tensor cores on a GPU, exact fp32 on the CPU.
+  const std::string& p = a.gemm_precision;
+  const bool on_cpu = a.device == "cpu" || (a.device == "auto" && !train::cuda_train_available());
+  MCPM_CHECK(!(on_cpu && p == "tf32"), "--gemm-precision tf32 is a CUDA mode; the CPU runs bf16 or fp32");
+  cpu.bf16_gemm = p == "bf16";
   train::CudaTrainOptions cuda;
   cuda.device = a.cuda_device;
-  cuda.precision = train::parse_gemm_precision(a.gemm_precision);
+  cuda.precision = train::parse_gemm_precision(p == "auto" ? "bf16" : p);
   return train::make_train_backend(a.device, cpu, cuda);
 }
 
@@ -256,8 +261,9 @@ void register_train(CLI::App& app) {
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}))->capture_default_str()->group(g_run);
   cmd->add_option("--cuda-device", a->cuda_device, "CUDA device index")->capture_default_str()->group(g_run);
   cmd->add_option("--gemm-precision", a->gemm_precision,
-                  "CUDA matrix products: bf16 (tensor cores, fp32 accumulation), tf32 or fp32; weights stay fp32")
-      ->check(CLI::IsMember({"bf16", "tf32", "fp32"}))->capture_default_str()->group(g_run);
+                  "matrix products: bf16 (GPU tensor cores / CPU AMX or AVX512-BF16, fp32 accumulation), tf32 (GPU), "
+                  "fp32; auto = bf16 on a GPU, fp32 on the CPU; weights stay fp32")
+      ->check(CLI::IsMember({"auto", "bf16", "tf32", "fp32"}))->capture_default_str()->group(g_run);
   cmd->add_option("-t,--threads", a->threads, "CPU threads (default: all)")->group(g_run);
   cmd->add_option("--log-interval", a->log_interval, "progress line every N updates")->capture_default_str()->group(g_run);
   cmd->add_option("--eval-interval", a->eval_interval, "held-out evaluation every N updates (0 = at the end)")

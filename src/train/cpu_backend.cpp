@@ -7,6 +7,13 @@
 // so the trainer's forward is the inference forward. CpuTrainOptions::engine_matmul = false runs it
 // as x · (W^T) with gemm.h's broadcast kernel and a transposed copy of each weight (kept until
 // weights_changed()); both are about equally fast here (docs/training.md).
+//
+// CpuTrainOptions::bf16_gemm: the three products of every linear layer go through the engine's bf16
+// GEMM (AMX tiles or vdpbf16ps, fp32 accumulation, split over output columns only, so still
+// deterministic for any thread count):
+//   forward  y  = x W^T          weights: bf16 copy of W [N, K]     (cached until weights_changed())
+//   dX       dx = dy W           weights: bf16 copy of W^T [K, N]   (cached likewise)
+//   dW       dW += dy^T x        "activations" dy^T [N, R] fp32, "weights" x^T [K, R] bf16 (per call)
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -14,6 +21,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/dtype.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "kernels/cpu/cpu_ops.h"
@@ -27,15 +35,25 @@ namespace {
 class CpuTrainBackend final : public TrainBackend {
  public:
   explicit CpuTrainBackend(const CpuTrainOptions& o)
-      : pool_(o.n_threads > 0 ? o.n_threads : ThreadPool::default_threads()), engine_matmul_(o.engine_matmul) {
+      : pool_(o.n_threads > 0 ? o.n_threads : ThreadPool::default_threads()),
+        engine_matmul_(o.engine_matmul),
+        bf16_(o.bf16_gemm) {
     ctx_.pool = &pool_;
     ctx_.bf16_activations = false;
+    ctx16_.pool = &pool_;
+    ctx16_.bf16_activations = true;
+    MCPM_CHECK(!bf16_ || cpu_bf16_gemm_kernel(),
+               "--gemm-precision bf16 on the CPU needs AMX-BF16 or AVX512-BF16, which this CPU lacks "
+               "(use --gemm-precision fp32)");
   }
   ~CpuTrainBackend() override {
     for (void* p : blocks_) std::free(p);
   }
 
   std::string describe() const override {
+    if (bf16_)
+      return fmt::format("cpu, bf16 linear products ({}), fp32 elsewhere ({} threads, gemm {})", cpu_bf16_gemm_kernel(),
+                         pool_.size(), gemm_target_name());
     return fmt::format("cpu fp32 ({} threads, gemm {}, forward matmul: {})", pool_.size(), gemm_target_name(),
                        engine_matmul_ ? "engine cpu::matmul" : "train gemm");
   }
@@ -59,6 +77,7 @@ class CpuTrainBackend final : public TrainBackend {
   }
   void weights_changed() override {
     for (auto& [_, t] : wt_) t.valid = false;
+    for (auto& [_, t] : w16_) t.valid = false;
   }
 
   void embedding_forward(const int32_t* ids, int64_t R, const float* E, int64_t H, float scale, float* out) override {
@@ -117,6 +136,10 @@ class CpuTrainBackend final : public TrainBackend {
 
   void linear_forward(const float* x, int64_t R, const float* W, int64_t N, int64_t K, float* y, float alpha,
                       bool accumulate) override {
+    if (bf16_) {
+      cpu::matmul(ctx16_, x, R, Matrix{bf16_weight(W, N, K).w.data(), DType::BF16, N, K}, y, alpha, accumulate ? 1.0f : 0.0f);
+      return;
+    }
     if (engine_matmul_) {
       cpu::matmul(ctx_, x, R, Matrix{W, DType::F32, N, K}, y, alpha, accumulate ? 1.0f : 0.0f);
       return;
@@ -126,10 +149,23 @@ class CpuTrainBackend final : public TrainBackend {
   }
   void linear_backward_dx(const float* dy, int64_t R, const float* W, int64_t N, int64_t K, float alpha, float* dx,
                           bool accumulate) override {
+    if (bf16_) {
+      cpu::matmul(ctx16_, dy, R, Matrix{bf16_weight(W, N, K).wt.data(), DType::BF16, K, N}, dx, alpha,
+                  accumulate ? 1.0f : 0.0f);
+      return;
+    }
     gemm_nn(R, K, N, dy, N, 1, W, K, dx, K, alpha, accumulate, &pool_);
   }
   void linear_backward_dw(const float* dy, const float* x, int64_t R, int64_t N, int64_t K, float alpha,
                           float* dW) override {
+    if (bf16_) {
+      dy_t_.resize(size_t(N * R));
+      x_t_.resize(size_t(K * R));
+      cpu::transpose(ctx_, dy, R, N, dy_t_.data());         // [N, R]
+      cpu::transpose_to_bf16(ctx_, x, R, K, x_t_.data());  // [K, R]
+      cpu::matmul(ctx16_, dy_t_.data(), N, Matrix{x_t_.data(), DType::BF16, K, R}, dW, alpha, 1.0f);
+      return;
+    }
     gemm_nn(N, K, R, dy, 1, N, x, K, dW, K, alpha, true, &pool_);
   }
 
@@ -230,15 +266,29 @@ class CpuTrainBackend final : public TrainBackend {
     Transposed& t = wt_[W];
     if (!t.valid) {
       t.data.resize(size_t(N * K));
-      float* dst = t.data.data();
-      par(K, [&](int64_t k0, int64_t k1) {
-        for (int64_t n0 = 0; n0 < N; n0 += 64)
-          for (int64_t k = k0; k < k1; ++k)
-            for (int64_t n = n0; n < std::min(N, n0 + 64); ++n) dst[k * N + n] = W[n * K + k];
-      }, 8, N);
+      cpu::transpose(ctx_, W, N, K, t.data.data());
       t.valid = true;
     }
     return t.data.data();
+  }
+
+  struct Bf16Weight {
+    std::vector<bf16_t> w;   // [N, K]
+    std::vector<bf16_t> wt;  // [K, N]
+    bool valid = false;
+  };
+  const Bf16Weight& bf16_weight(const float* W, int64_t N, int64_t K) {
+    Bf16Weight& t = w16_[W];
+    if (!t.valid) {
+      t.w.resize(size_t(N * K));
+      t.wt.resize(size_t(N * K));
+      par(N * K, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) t.w[size_t(i)] = f32_to_bf16(W[i]);
+      }, 1024);
+      cpu::transpose_to_bf16(ctx_, W, N, K, t.wt.data());
+      t.valid = true;
+    }
+    return t;
   }
   // sign +1: forward rotation; -1: its transpose (the backward).
   void rope(float* x, int64_t B, int64_t T, int64_t nh, int64_t d, const float* cos, const float* sin, float sign) {
@@ -274,9 +324,14 @@ class CpuTrainBackend final : public TrainBackend {
 
   ThreadPool pool_;
   bool engine_matmul_;
-  cpu::Context ctx_;
+  bool bf16_;
+  cpu::Context ctx_;    // fp32 activations (the exact path)
+  cpu::Context ctx16_;  // bf16 activations: AMX / AVX512-BF16 GEMMs (bf16_)
   std::vector<void*> blocks_;
   std::unordered_map<const float*, Transposed> wt_;
+  std::unordered_map<const float*, Bf16Weight> w16_;
+  std::vector<float> dy_t_;   // [N, R] scratch of the bf16 dW product
+  std::vector<bf16_t> x_t_;   // [K, R]
 };
 
 // Causal row blocks: rows [i0, i1) of a head only see keys [0, i1).
@@ -347,15 +402,28 @@ void CpuTrainBackend::attention_backward(const float* dout, const float* q, cons
           // dQ = scale * dS K
           gemm_nn(i1 - i0, d, i1, dS.data() + i0 * T, T, 1, kg, ks, dqh + i0 * qs, qs, scale, false, nullptr);
         }
-        // dK (+)= scale * dS^T Q;  dV (+)= P^T dO   (rows j, reduction over queries i)
-        gemm_nn(T, d, T, dS.data(), 1, T, qh, qs, dkg, ks, scale, hh > 0, nullptr);
-        gemm_nn(T, d, T, P, 1, T, doh, qs, dvg, ks, 1.0f, hh > 0, nullptr);
+        // dK (+)= scale * dS^T Q;  dV (+)= P^T dO   (rows j, reduction over queries i >= j0 of the row
+        // block: dS and P are zero above the diagonal, so the skipped terms are exact zeros)
+        for (int64_t j0 = 0; j0 < T; j0 += kAttnRowBlock) {
+          const int64_t m = std::min(T, j0 + kAttnRowBlock) - j0, n_i = T - j0;
+          gemm_nn(m, d, n_i, dS.data() + j0 * T + j0, 1, T, qh + j0 * qs, qs, dkg + j0 * ks, ks, scale, hh > 0, nullptr);
+          gemm_nn(m, d, n_i, P + j0 * T + j0, 1, T, doh + j0 * qs, qs, dvg + j0 * ks, ks, 1.0f, hh > 0, nullptr);
+        }
       }
     }
   }, 1, 4 * G * T * T * d);
 }
 
 }  // namespace
+
+const char* cpu_bf16_gemm_kernel() {
+  cpu::Context c;
+  c.bf16_activations = true;
+  const cpu::MatmulPath p = cpu::matmul_path(c, DType::BF16, 64);
+  if (p == cpu::MatmulPath::Amx) return "amx-bf16";
+  if (p == cpu::MatmulPath::Avx512Bf16) return "avx512-bf16";
+  return nullptr;
+}
 
 std::unique_ptr<TrainBackend> make_cpu_train_backend(const CpuTrainOptions& options) {
   return std::make_unique<CpuTrainBackend>(options);

@@ -69,8 +69,10 @@ TEST(TrainRun, ShortDeterministicRunLearnsTheSyntheticLanguage) {
   EXPECT_EQ(params_of(tr2), params_of(tr3));
 }
 
-void resume_equivalence(int64_t accum, DType save_dtype, bool sft_mix, int threads_second, bool engine_matmul = true) {
-  const std::string dir = test::temp_dir(fmt::format("a{}_{}_{}", accum, dtype_name(save_dtype), sft_mix));
+void resume_equivalence(int64_t accum, DType save_dtype, bool sft_mix, int threads_second, bool engine_matmul = true,
+                        bool bf16_gemm = false) {
+  const std::string dir = test::temp_dir(
+      fmt::format("a{}_{}_{}_t{}_{}_{}", accum, dtype_name(save_dtype), sft_mix, threads_second, engine_matmul, bf16_gemm));
   TrainConfig cfg = tiny_config(dir);
   cfg.grad_accum = accum;
   cfg.schedule.total = 12;
@@ -85,6 +87,7 @@ void resume_equivalence(int64_t accum, DType save_dtype, bool sft_mix, int threa
   CpuTrainOptions bo;
   bo.n_threads = 2;
   bo.engine_matmul = engine_matmul;
+  bo.bf16_gemm = bf16_gemm;
   auto be = make_cpu_train_backend(bo);
   // Uninterrupted: 12 steps.
   TrainConfig full = cfg;
@@ -126,6 +129,10 @@ TEST(TrainResume, BitIdenticalWithAccumulationBf16CheckpointAndDecayMix) {
 }
 TEST(TrainResume, BitIdenticalOnADifferentThreadCount) { resume_equivalence(2, DType::F32, false, 3); }
 TEST(TrainResume, BitIdenticalWithTheTrainGemmForward) { resume_equivalence(2, DType::F32, true, 3, false); }
+TEST(TrainResume, BitIdenticalWithBf16ProductsOnADifferentThreadCount) {
+  if (!cpu_bf16_gemm_kernel()) GTEST_SKIP() << "this CPU has neither AMX-BF16 nor AVX512-BF16";
+  resume_equivalence(2, DType::F32, false, 3, true, true);
+}
 
 TEST(TrainResume, WsdDecayBranchesFromAStableCheckpoint) {
   // WSD: a checkpoint of the stable phase can start a decay of another length (a new total).

@@ -54,6 +54,11 @@ const char* hwy_target_name();
 void matmul(const Context& ctx, const float* x, int64_t T, const Matrix& W, float* y, float alpha = 1.0f,
             float beta = 0.0f);
 
+// dst [cols, rows] = src [rows, cols]^T (threaded over columns; AVX-512 16 x 16 tiles where present).
+// transpose_to_bf16 rounds exactly like f32_to_bf16. Used by the trainer's bf16 weight gradients.
+void transpose(const Context& ctx, const float* src, int64_t rows, int64_t cols, float* dst);
+void transpose_to_bf16(const Context& ctx, const float* src, int64_t rows, int64_t cols, uint16_t* dst);
+
 // out[t, f] = silu(x Wg^T) * (x Wu^T)   x [T, K], out [T, F]; tmp [T, F] scratch (unused when T == 1).
 void gate_up_silu(const Context& ctx, const float* x, int64_t T, const Matrix& Wg, const Matrix& Wu, float* out,
                   float* tmp);

@@ -8,6 +8,7 @@
 #if defined(__GNUC__) && !defined(__clang__)
 // GCC 12 reports the intrinsics' internal undefined-vector operands as maybe-uninitialized.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 
 #include <cstdint>
@@ -90,6 +91,28 @@ inline void bf16_tail(int rows, const uint16_t* xb, int64_t ldx, const uint16_t*
   }
 }
 
+// Round-to-nearest-even bf16 bits of 16 floats (as f32_to_bf16: NaN stays a quiet NaN), packed.
+inline __m256i round_bf16_bits(__m512i u) {
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), lsb), 16);
+  const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
+                                                _mm512_set1_epi32(0x7f800000));
+  r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40)));
+  return _mm512_cvtepi32_epi16(r);
+}
+
+// Loads the 16 x 16 block at rows r0.., columns c0.. of src (zero beyond nr rows / nc columns),
+// transposes it, and hands row i (column c0 + i of src) to store(i, vector) for i < nc.
+template <class Store>
+inline void transpose_block(const float* src, int64_t lds, int64_t r0, int64_t nr, int64_t c0, int64_t nc, Store store) {
+  __m512i r[16];
+  const __mmask16 m = cols_mask(nc);
+  for (int i = 0; i < 16; ++i)
+    r[i] = i < nr ? _mm512_maskz_loadu_epi32(m, src + (r0 + i) * lds + c0) : _mm512_setzero_si512();
+  transpose16x16(r);
+  for (int i = 0; i < nc; ++i) store(i, r[i]);
+}
+
 }  // namespace
 
 void convert_rows_bf16(const float* x, int64_t T, int64_t K, float alpha, int64_t t0, int64_t t1, uint16_t* xb,
@@ -140,6 +163,27 @@ void avx512bf16_panel(const uint16_t* xb, int64_t ldx, int64_t T, const uint16_t
     bf16_block<kPanelRowsMr>(xb + m * ldx, ldx, panel, nkb, y + m * ldy, ldy, m0, m1, accumulate);
   bf16_tail<kPanelRowsMr - 1>(int(T - m), xb + m * ldx, ldx, panel, nkb, y + m * ldy, ldy, m0, m1, accumulate);
   (void)min64;
+}
+
+void transpose_f32(const float* src, int64_t lds, int64_t rows, int64_t c0, int64_t c1, float* dst, int64_t ldd) {
+  for (int64_t r0 = 0; r0 < rows; r0 += 16) {
+    const int64_t nr = min64(16, rows - r0);
+    const __mmask16 m = cols_mask(nr);
+    for (int64_t c = c0; c < c1; c += 16)
+      transpose_block(src, lds, r0, nr, c, min64(16, c1 - c),
+                      [&](int i, __m512i v) { _mm512_mask_storeu_epi32(dst + (c + i) * ldd + r0, m, v); });
+  }
+}
+
+void transpose_bf16(const float* src, int64_t lds, int64_t rows, int64_t c0, int64_t c1, uint16_t* dst, int64_t ldd) {
+  for (int64_t r0 = 0; r0 < rows; r0 += 16) {
+    const int64_t nr = min64(16, rows - r0);
+    const __mmask16 m = cols_mask(nr);
+    for (int64_t c = c0; c < c1; c += 16)
+      transpose_block(src, lds, r0, nr, c, min64(16, c1 - c), [&](int i, __m512i v) {
+        _mm256_mask_storeu_epi16(dst + (c + i) * ldd + r0, m, round_bf16_bits(v));
+      });
+  }
 }
 
 }  // namespace mcpm::cpu::x86

@@ -35,6 +35,11 @@ void avx512bf16_panel(const uint16_t* xb, int64_t ldx, int64_t T, const uint16_t
 void amx_panel(const uint16_t* xb, int64_t ldx, int64_t T, const uint16_t* panel, int64_t kc, float* y, int64_t ldy,
                int64_t nv, bool accumulate);
 
+// dst[c * ldd + r] = src[r * lds + c] for r in [0, rows), c in [c0, c1) (16 x 16 register tiles);
+// the bf16 variant rounds like f32_to_bf16 (nearest even, NaN kept quiet, denormals kept).
+void transpose_f32(const float* src, int64_t lds, int64_t rows, int64_t c0, int64_t c1, float* dst, int64_t ldd);
+void transpose_bf16(const float* src, int64_t lds, int64_t rows, int64_t c0, int64_t c1, uint16_t* dst, int64_t ldd);
+
 // AMX tile state of the calling thread: configure before amx_panel, release after.
 void amx_begin();
 void amx_end();

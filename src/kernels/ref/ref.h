@@ -14,6 +14,10 @@ void matmul(const float* x, int64_t T, const Matrix& W, float* y, float alpha = 
 // out[t, f] = silu(x Wg^T)[t, f] * (x Wu^T)[t, f]   x [T, K], Wg/Wu [F, K], out [T, F]
 void gate_up_silu(const float* x, int64_t T, const Matrix& Wg, const Matrix& Wu, float* out);
 
+// dst [cols, rows] = src [rows, cols]^T; the bf16 variant rounds with f32_to_bf16.
+void transpose(const float* src, int64_t rows, int64_t cols, float* dst);
+void transpose_to_bf16(const float* src, int64_t rows, int64_t cols, uint16_t* dst);
+
 // out[t, :] = x[t, :] * rsqrt(mean(x[t, :]^2) + eps) * w   x/out [T, H], w [H] f32. out may alias x.
 void rmsnorm(const float* x, int64_t T, int64_t H, const float* w, float eps, float* out);
 

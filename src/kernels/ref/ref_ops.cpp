@@ -44,6 +44,16 @@ void gate_up_silu(const float* x, int64_t T, const Matrix& Wg, const Matrix& Wu,
   for (int64_t i = 0; i < T * F; ++i) out[i] = g[size_t(i)] / (1.0f + std::exp(-g[size_t(i)])) * u[size_t(i)];
 }
 
+void transpose(const float* src, int64_t rows, int64_t cols, float* dst) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) dst[c * rows + r] = src[r * cols + c];
+}
+
+void transpose_to_bf16(const float* src, int64_t rows, int64_t cols, uint16_t* dst) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) dst[c * rows + r] = f32_to_bf16(src[r * cols + c]);
+}
+
 void rmsnorm(const float* x, int64_t T, int64_t H, const float* w, float eps, float* out) {
   for (int64_t t = 0; t < T; ++t) {
     double ss = 0.0;
