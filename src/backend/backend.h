@@ -45,6 +45,7 @@ class Backend {
   virtual void* allocate(const MemoryPlan& plan) = 0;
   virtual void upload(void* dst, const void* src, size_t bytes) = 0;    // host -> backend
   virtual void download(void* dst, const void* src, size_t bytes) = 0;  // backend -> host
+  virtual void copy(void* dst, const void* src, size_t bytes) = 0;      // backend -> backend (no overlap)
   virtual void synchronize() {}
   // Measured read bandwidth of the backend's memory in GB/s (for the roofline printed by bench).
   virtual double measure_bandwidth_gbs() = 0;
@@ -68,6 +69,17 @@ class Backend {
   virtual void kv_store(const float* k, const float* v, int64_t T, const int32_t* positions, const KvLayer& kv) = 0;
   virtual void attention(const float* q, int64_t T, int64_t n_heads, const int32_t* positions, const KvLayer& kv,
                          float scale, float* out, void* scratch) = 0;
+
+  // ---- optional: batch-invariant rows and tree-masked attention (model/batch.h) ----
+  // Row-invariant mode: every row of matmul / gate_up_silu / attention gives bit for bit what a
+  // one-row call gives. Backends without such kernels return false and the model refuses the batch.
+  virtual bool supports_row_invariant() const { return false; }
+  virtual void set_row_invariant(bool on) {}
+  // Tree-masked attention for T <= 64 tokens at cache rows row0 .. row0+T-1 (ref::attention_tree);
+  // mask [T] in backend memory; rows are computed as in row-invariant mode.
+  virtual bool supports_tree_attention() const { return false; }
+  virtual void attention_tree(const float* q, int64_t T, int64_t n_heads, int64_t row0, const uint64_t* mask,
+                              const KvLayer& kv, float scale, float* out, void* scratch);
 
   // ---- optional: InfLLM v2 sparse attention (kernels/infllm.h, docs/infllmv2.md) ----
   // Plan/run split: infllm_select (stage 1, the plan step) writes the block ids of every (kv head,

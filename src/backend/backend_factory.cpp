@@ -7,6 +7,12 @@ void Backend::no_infllm() const {
   fail("the {} backend has no InfLLM v2 sparse attention kernels (run with --sparse off)", describe());
 }
 
+void Backend::attention_tree(const float*, int64_t, int64_t, int64_t, const uint64_t*, const KvLayer&, float, float*,
+                             void*) {
+  fail("the {} backend has no tree-masked attention (speculative tree verification runs on the CPU backend)",
+       describe());
+}
+
 #ifdef MCPM_WITH_CUDA
 std::unique_ptr<Backend> make_cuda_backend(const BackendOptions& options);
 bool cuda_device_present();

@@ -37,6 +37,7 @@ class CpuBackend final : public Backend {
   }
   void upload(void* dst, const void* src, size_t n) override { std::memcpy(dst, src, n); }
   void download(void* dst, const void* src, size_t n) override { std::memcpy(dst, src, n); }
+  void copy(void* dst, const void* src, size_t n) override { std::memcpy(dst, src, n); }
   double measure_bandwidth_gbs() override;
   size_t attention_scratch_bytes(int64_t max_T, int64_t n_heads, int64_t d, int64_t capacity) const override {
     return cpu::attention_scratch_bytes(max_T, n_heads, d, capacity, pool_.size());
@@ -64,6 +65,13 @@ class CpuBackend final : public Backend {
   void attention(const float* q, int64_t T, int64_t n_heads, const int32_t* positions, const KvLayer& kv, float scale,
                  float* out, void* scratch) override {
     cpu::attention(ctx_, q, T, n_heads, positions[0], kv, scale, out, scratch);
+  }
+  bool supports_row_invariant() const override { return true; }
+  void set_row_invariant(bool on) override { ctx_.row_invariant = on; }
+  bool supports_tree_attention() const override { return true; }
+  void attention_tree(const float* q, int64_t T, int64_t n_heads, int64_t row0, const uint64_t* mask, const KvLayer& kv,
+                      float scale, float* out, void* scratch) override {
+    cpu::attention_tree(ctx_, q, T, n_heads, row0, mask, kv, scale, out, scratch);
   }
 
   bool supports_infllm() const override { return true; }

@@ -54,6 +54,7 @@ class CudaBackend final : public Backend {
   void* allocate(const MemoryPlan& plan) override;
   void upload(void* dst, const void* src, size_t bytes) override;
   void download(void* dst, const void* src, size_t bytes) override;
+  void copy(void* dst, const void* src, size_t bytes) override;
   void synchronize() override { MCPM_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
   double measure_bandwidth_gbs() override;
   size_t attention_scratch_bytes(int64_t max_T, int64_t n_heads, int64_t d, int64_t capacity) const override {
@@ -288,6 +289,13 @@ void CudaBackend::download(void* dst, const void* src, size_t bytes) {
   if (bytes == 0) return;
   MCPM_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
   MCPM_CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+void CudaBackend::copy(void* dst, const void* src, size_t bytes) {
+  MCPM_CHECK(!capturing_, "copy() during graph capture");
+  act_ = {};
+  if (bytes == 0) return;
+  MCPM_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_));
 }
 
 double CudaBackend::measure_bandwidth_gbs() {

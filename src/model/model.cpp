@@ -88,6 +88,7 @@ std::unique_ptr<Model> Model::load(const std::string& dir, Backend& backend, con
   if (o.n_ctx <= 0) o.n_ctx = std::min<int64_t>(spec.max_position, 4096);
   MCPM_CHECK(o.n_ctx >= 1, "--ctx must be at least 1");
   MCPM_CHECK(o.kv_dtype == DType::BF16 || o.kv_dtype == DType::F32, "KV cache dtype must be bf16 or f32");
+  MCPM_CHECK(o.n_seq >= 1 && o.n_seq <= 4096, "the number of sequences (KV slots) must be 1..4096, got {}", o.n_seq);
   o.max_batch = std::max<int64_t>(1, std::min(o.max_batch, o.n_ctx));
   o.max_logit_rows = std::max<int64_t>(1, std::min(o.max_logit_rows, o.max_batch));
   if (o.n_ctx > spec.max_position)
@@ -118,11 +119,13 @@ std::unique_ptr<Model> Model::load(const std::string& dir, Backend& backend, con
   const int64_t B = o.max_batch, H = spec.hidden, L = spec.n_layers, d = spec.head_dim, half = d / 2;
   const size_t r_cos = plan.add("rope_cos", "rope", size_t(o.n_ctx * half) * 4);
   const size_t r_sin = plan.add("rope_sin", "rope", size_t(o.n_ctx * half) * 4);
-  const size_t kv_bytes = size_t(L * spec.n_kv_heads * o.n_ctx * d) * dtype_size(o.kv_dtype);
+  const size_t kv_bytes = size_t(o.n_seq * L * spec.n_kv_heads * o.n_ctx * d) * dtype_size(o.kv_dtype);
   const size_t r_k = plan.add("k_cache", "kv", kv_bytes);
   const size_t r_v = plan.add("v_cache", "kv", kv_bytes);
   const size_t r_tok = plan.add("tokens", "scratch", size_t(B) * 4);
   const size_t r_pos = plan.add("positions", "scratch", size_t(B) * 4);
+  const size_t r_rows = plan.add("cache_rows", "scratch", size_t(B) * 4);
+  const size_t r_mask = plan.add("tree_mask", "scratch", size_t(B) * 8);
   const size_t r_x = plan.add("x", "scratch", size_t(B * H) * 4);
   const size_t r_xn = plan.add("xn", "scratch", size_t(B * H) * 4);
   const size_t r_q = plan.add("q", "scratch", size_t(B * spec.q_dim()) * 4);
@@ -132,6 +135,7 @@ std::unique_ptr<Model> Model::load(const std::string& dir, Backend& backend, con
   const size_t r_ffn = plan.add("ffn", "scratch", size_t(B * spec.intermediate) * 4);
   const size_t r_ffn2 = plan.add("ffn_tmp", "scratch", size_t(B * spec.intermediate) * 4);
   const size_t r_logits = plan.add("logits", "scratch", size_t(o.max_logit_rows * spec.vocab_size) * 4);
+  const size_t r_gather = plan.add("logit_rows", "scratch", size_t(o.max_logit_rows * H) * 4);
   const size_t r_sampled = plan.add("sampled_token", "scratch", 4);
   const size_t r_as =
       plan.add("attn_scratch", "scratch", std::max<size_t>(64, backend.attention_scratch_bytes(B, spec.n_heads, d, o.n_ctx)));
@@ -141,7 +145,7 @@ std::unique_ptr<Model> Model::load(const std::string& dir, Backend& backend, con
   size_t r_c1 = 0, r_c2 = 0, r_idx = 0, r_ss = 0, r_cpos = 0;
   if (m->sparse_) {
     const InfllmParams& sp = *m->sparse_;
-    const size_t row = size_t(L * spec.n_kv_heads * d) * dtype_size(o.kv_dtype);
+    const size_t row = size_t(o.n_seq * L * spec.n_kv_heads * d) * dtype_size(o.kv_dtype);
     r_c1 = plan.add("compressed_k1", "sparse", row * size_t(sp.n_fine(o.n_ctx)));
     r_c2 = plan.add("compressed_k2", "sparse", row * size_t(sp.n_coarse(o.n_ctx)));
     r_idx = plan.add("block_index", "sparse", size_t(spec.n_kv_heads * B * sp.topk_total) * 4);
@@ -203,6 +207,10 @@ std::unique_ptr<Model> Model::load(const std::string& dir, Backend& backend, con
   m->v_cache_ = at(r_v);
   m->tokens_ = static_cast<int32_t*>(at(r_tok));
   m->positions_ = static_cast<int32_t*>(at(r_pos));
+  m->rows_ = static_cast<int32_t*>(at(r_rows));
+  m->tree_mask_ = static_cast<uint64_t*>(at(r_mask));
+  m->gather_ = static_cast<float*>(at(r_gather));
+  m->seqs_.assign(size_t(o.n_seq), SeqState{});
   m->x_ = static_cast<float*>(at(r_x));
   m->xn_ = static_cast<float*>(at(r_xn));
   m->q_ = static_cast<float*>(at(r_q));
@@ -238,13 +246,14 @@ size_t Model::kv_bytes_per_token() const {
   return size_t(2 * spec_.n_layers * spec_.kv_dim()) * dtype_size(options_.kv_dtype);
 }
 
-KvLayer Model::kv_layer(int layer) const {
+KvLayer Model::kv_layer(int layer, int s) const {
   const size_t per_layer = size_t(spec_.n_kv_heads * options_.n_ctx * spec_.head_dim) * dtype_size(options_.kv_dtype);
-  return KvLayer{static_cast<char*>(k_cache_) + per_layer * size_t(layer), static_cast<char*>(v_cache_) + per_layer * size_t(layer),
-                 options_.kv_dtype, spec_.n_kv_heads, spec_.head_dim, options_.n_ctx};
+  const size_t off = per_layer * size_t(int64_t(s) * spec_.n_layers + layer);
+  return KvLayer{static_cast<char*>(k_cache_) + off, static_cast<char*>(v_cache_) + off, options_.kv_dtype,
+                 spec_.n_kv_heads, spec_.head_dim, options_.n_ctx};
 }
 
-CompressedKeys Model::compressed_layer(int layer) const {
+CompressedKeys Model::compressed_layer(int layer, int s) const {
   const InfllmParams& p = *sparse_;
   CompressedKeys c;
   c.dtype = options_.kv_dtype;
@@ -253,8 +262,9 @@ CompressedKeys Model::compressed_layer(int layer) const {
   c.cap1 = p.n_fine(options_.n_ctx);
   c.cap2 = p.n_coarse(options_.n_ctx);
   const size_t row = size_t(c.n_kv * c.d) * dtype_size(c.dtype);
-  c.c1 = static_cast<char*>(c1_cache_) + row * size_t(c.cap1) * size_t(layer);
-  c.c2 = static_cast<char*>(c2_cache_) + row * size_t(c.cap2) * size_t(layer);
+  const size_t li = size_t(int64_t(s) * spec_.n_layers + layer);
+  c.c1 = static_cast<char*>(c1_cache_) + row * size_t(c.cap1) * li;
+  c.c2 = static_cast<char*>(c2_cache_) + row * size_t(c.cap2) * li;
   return c;
 }
 
@@ -293,40 +303,117 @@ void Model::fill_random_context(int64_t n, uint64_t seed) {
         backend_->upload(dst, buf.data() + size_t(off * d * es), size_t(n * d * es));
       }
   }
-  n_past_ = n;
+  seqs_[0].len = n;
+  seqs_[0].comp_len = 0;  // the compressed caches are rebuilt by the next sparse call
   last_T_ = 0;
-  comp_len_ = 0;  // the compressed caches are rebuilt by the next sparse call
   last_sparse_T_ = 0;
 }
 
 void Model::forward(const int32_t* tokens, int64_t T) {
   MCPM_CHECK(T >= 1 && T <= options_.max_batch, "forward: {} tokens per call, expected 1..{}", T, options_.max_batch);
-  MCPM_CHECK(n_past_ + T <= options_.n_ctx,
-             "context is full: {} tokens in the cache + {} new > context size {} (raise --ctx)", n_past_, T, options_.n_ctx);
-  for (int64_t t = 0; t < T; ++t)
-    MCPM_CHECK(tokens[t] >= 0 && tokens[t] < spec_.vocab_size, "token id {} is outside the vocabulary (size {})", tokens[t],
-               spec_.vocab_size);
-  Backend& be = *backend_;
-  std::vector<int32_t> pos(static_cast<size_t>(T));
-  for (int64_t t = 0; t < T; ++t) pos[size_t(t)] = int32_t(n_past_ + t);
-  be.upload(tokens_, tokens, size_t(T) * 4);
-  be.upload(positions_, pos.data(), size_t(T) * 4);
-  const bool sparse = sparse_step(std::max(n_past_ + T, n_past_ < prefill_end_ ? prefill_end_ : int64_t(0)));
-  if (sparse && comp_len_ < n_past_) {
-    // First sparse call after dense ones (decode crossing dense_len, or after set_sparse_enabled):
-    // build the compressed kernels of the cached keys [comp_len_, n_past_) in one pass.
-    const int32_t from = int32_t(comp_len_);
-    be.upload(comp_pos_, &from, 4);
-    for (int l = 0; l < int(spec_.n_layers); ++l)
-      be.infllm_compress(kv_layer(l), compressed_layer(l), *sparse_, comp_pos_, n_past_ - comp_len_);
+  single_.clear();
+  single_.tokens.assign(tokens, tokens + T);
+  single_.seq.assign(size_t(T), 0);
+  forward(single_);
+}
+
+void Model::check_batch(const Batch& b, std::vector<BatchRun>& runs) const {
+  const int64_t T = b.size();
+  MCPM_CHECK(T >= 1 && T <= options_.max_batch, "forward: {} tokens per call, expected 1..{}", T, options_.max_batch);
+  MCPM_CHECK(int64_t(b.seq.size()) == T, "batch: {} sequence ids for {} tokens", b.seq.size(), T);
+  MCPM_CHECK(b.pos.empty() || int64_t(b.pos.size()) == T, "batch: {} positions for {} tokens", b.pos.size(), T);
+  MCPM_CHECK(b.tree_mask.empty() || int64_t(b.tree_mask.size()) == T, "batch: {} tree masks for {} tokens",
+             b.tree_mask.size(), T);
+  MCPM_CHECK(!b.row_invariant || backend_->supports_row_invariant(),
+             "the {} backend has no batch-invariant kernels (needed for speculative verification / deterministic "
+             "batching)", backend_->describe());
+  MCPM_CHECK(b.tree_mask.empty() || backend_->supports_tree_attention(),
+             "the {} backend has no tree-masked attention (speculative tree verification)", backend_->describe());
+  runs.clear();
+  std::vector<char> seen(size_t(options_.n_seq), 0);
+  for (int64_t t = 0; t < T; ++t) {
+    const int32_t s = b.seq[size_t(t)];
+    MCPM_CHECK(s >= 0 && s < options_.n_seq, "batch token {}: sequence {} outside 0..{}", t, s, options_.n_seq - 1);
+    MCPM_CHECK(b.tokens[size_t(t)] >= 0 && b.tokens[size_t(t)] < spec_.vocab_size,
+               "token id {} is outside the vocabulary (size {})", b.tokens[size_t(t)], spec_.vocab_size);
+    if (runs.empty() || runs.back().seq != s) {
+      MCPM_CHECK(!seen[size_t(s)], "batch token {}: the tokens of sequence {} are not contiguous", t, s);
+      seen[size_t(s)] = 1;
+      runs.push_back(BatchRun{s, t, 0, seqs_[size_t(s)].len});
+    }
+    BatchRun& r = runs.back();
+    ++r.n;
+    if (!b.pos.empty())
+      MCPM_CHECK(b.pos[size_t(t)] >= 0 && b.pos[size_t(t)] < options_.n_ctx,
+                 "batch token {}: position {} outside the context of {} (RoPE table)", t, b.pos[size_t(t)], options_.n_ctx);
+    if (!b.tree_mask.empty()) {
+      const int64_t i = t - r.t0;
+      MCPM_CHECK(i < 64, "batch: a tree run of sequence {} has more than 64 tokens", s);
+      const uint64_t m = b.tree_mask[size_t(t)];
+      MCPM_CHECK(((m >> i) & 1) && (i == 63 || (m >> (i + 1)) == 0),
+                 "batch token {}: its tree mask must contain itself and only earlier tokens of its run", t);
+    }
   }
-  constexpr int kDecodeGraph = 1, kSparseDecodeGraph = 2;
+  for (const BatchRun& r : runs)
+    MCPM_CHECK(r.row0 + r.n <= options_.n_ctx,
+               "context is full: {} tokens in the cache of sequence {} + {} new > context size {} (raise --ctx)", r.row0,
+               r.seq, r.n, options_.n_ctx);
+}
+
+void Model::forward(const Batch& b) {
+  std::vector<BatchRun> runs;
+  check_batch(b, runs);
+  const int64_t T = b.size();
+  const bool masked = !b.tree_mask.empty();
+  Backend& be = *backend_;
+  std::vector<int32_t> rows(static_cast<size_t>(T));
+  for (const BatchRun& r : runs)
+    for (int64_t i = 0; i < r.n; ++i) rows[size_t(r.t0 + i)] = int32_t(r.row0 + i);
+  be.upload(tokens_, b.tokens.data(), size_t(T) * 4);
+  be.upload(rows_, rows.data(), size_t(T) * 4);
+  be.upload(positions_, b.pos.empty() ? rows.data() : b.pos.data(), size_t(T) * 4);
+  if (masked) be.upload(tree_mask_, b.tree_mask.data(), size_t(T) * 8);
+
+  // InfLLM v2: the dense/sparse decision is per run, from where its keys end (a prompt fed in chunks
+  // decides from its whole length, set_prefill_end).
+  std::vector<char> sparse_runs(runs.size(), 0);
+  bool any_sparse = false;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const BatchRun& r = runs[i];
+    const SeqState& st = seqs_[size_t(r.seq)];
+    sparse_runs[i] = sparse_step(std::max(r.row0 + r.n, r.row0 < st.prefill_end ? st.prefill_end : int64_t(0)));
+    any_sparse |= bool(sparse_runs[i]);
+    MCPM_CHECK(!(sparse_runs[i] && masked),
+               "tree-masked batches are not supported once InfLLM v2 sparse attention is active (sequence {} at {} "
+               "tokens, dense_len {}): verify a chain of tokens instead", r.seq, r.row0 + r.n, dense_len_);
+  }
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const BatchRun& r = runs[i];
+    SeqState& st = seqs_[size_t(r.seq)];
+    if (sparse_runs[i] && st.comp_len < r.row0) {
+      // First sparse call after dense ones (decode crossing dense_len, after set_sparse_enabled or
+      // copy_seq): build the compressed kernels of the cached keys [comp_len, row0) in one pass.
+      const int32_t from = int32_t(st.comp_len);
+      be.upload(comp_pos_, &from, 4);
+      for (int l = 0; l < int(spec_.n_layers); ++l)
+        be.infllm_compress(kv_layer(l, r.seq), compressed_layer(l, r.seq), *sparse_, comp_pos_, r.row0 - st.comp_len);
+    }
+  }
+
+  struct RowInvariantScope {  // batch-invariant kernels for this call only
+    Backend& be;
+    bool on;
+    RowInvariantScope(Backend& b, bool o) : be(b), on(o) { if (on) be.set_row_invariant(true); }
+    ~RowInvariantScope() { if (on) be.set_row_invariant(false); }
+  } scope(be, b.row_invariant);
+
   if (T == 1 && be.supports_graphs()) {
-    const int key = sparse ? kSparseDecodeGraph : kDecodeGraph;
+    // One decode step: recorded once per (sequence, dense/sparse) and replayed.
+    const int key = 1 + 2 * runs[0].seq + (sparse_runs[0] ? 1 : 0);
     if (!be.graph_replay(key)) {
       be.graph_begin(key);
       try {
-        run_layers(T, sparse);
+        run_layers(T, runs, sparse_runs, masked);
       } catch (...) {
         be.graph_abort();  // leave the backend usable (uploads are refused while a capture is open)
         throw;
@@ -334,37 +421,52 @@ void Model::forward(const int32_t* tokens, int64_t T) {
       be.graph_end(key);
     }
   } else {
-    run_layers(T, sparse);
+    run_layers(T, runs, sparse_runs, masked);
   }
-  n_past_ += T;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    SeqState& st = seqs_[size_t(runs[i].seq)];
+    st.len += runs[i].n;
+    if (sparse_runs[i]) st.comp_len = st.len, last_sparse_T_ = runs[i].n;
+  }
   last_T_ = T;
-  if (sparse) comp_len_ = n_past_, last_sparse_T_ = T;
+  last_runs_ = std::move(runs);
+  last_row_invariant_ = b.row_invariant;
+  (void)any_sparse;
 }
 
-void Model::run_layers(int64_t T, bool sparse) {
+void Model::run_layers(int64_t T, const std::vector<BatchRun>& runs, const std::vector<char>& sparse_runs, bool masked) {
   Backend& be = *backend_;
   const ModelSpec& s = spec_;
   const float c = s.residual_scale(), eps = float(s.rms_eps);
   const float attn_scale = float(1.0 / std::sqrt(double(s.head_dim)));
+  const int64_t qd = s.q_dim(), kvd = s.kv_dim();
   be.embed(tokens_, T, w_.embed, float(s.scale_emb), x_);
   for (int l = 0; l < int(s.n_layers); ++l) {
     const LayerWeights& lw = w_.layers[size_t(l)];
-    const KvLayer kv = kv_layer(l);
     be.rmsnorm(x_, T, s.hidden, lw.attn_norm, eps, xn_);
     be.matmul(xn_, T, lw.wq, q_, 1.0f, 0.0f);
     be.matmul(xn_, T, lw.wk, k_, 1.0f, 0.0f);
     be.matmul(xn_, T, lw.wv, v_, 1.0f, 0.0f);
     be.rope(q_, T, s.n_heads, s.head_dim, positions_, rope_cos_, rope_sin_);
     be.rope(k_, T, s.n_kv_heads, s.head_dim, positions_, rope_cos_, rope_sin_);
-    be.kv_store(k_, v_, T, positions_, kv);
-    if (sparse) {  // InfLLM v2: close new compressed kernels, select blocks (plan), attend (run)
-      const CompressedKeys ck = compressed_layer(l);
-      const BlockIndex idx{block_idx_, T, sparse_->topk_total};
-      be.infllm_compress(kv, ck, *sparse_, positions_, T);
-      be.infllm_select(q_, T, s.n_heads, positions_, ck, *sparse_, attn_scale, idx, sparse_scratch_);
-      be.infllm_attention(q_, T, s.n_heads, positions_, kv, *sparse_, idx, attn_scale, attn_, sparse_scratch_);
-    } else {
-      be.attention(q_, T, s.n_heads, positions_, kv, attn_scale, attn_, attn_scratch_);
+    for (size_t i = 0; i < runs.size(); ++i) {
+      const BatchRun& r = runs[i];
+      const KvLayer kv = kv_layer(l, r.seq);
+      const int32_t* rows = rows_ + r.t0;
+      const float* q = q_ + r.t0 * qd;
+      float* out = attn_ + r.t0 * qd;
+      be.kv_store(k_ + r.t0 * kvd, v_ + r.t0 * kvd, r.n, rows, kv);
+      if (sparse_runs[i]) {  // InfLLM v2: close new compressed kernels, select blocks (plan), attend (run)
+        const CompressedKeys ck = compressed_layer(l, r.seq);
+        const BlockIndex idx{block_idx_, r.n, sparse_->topk_total};
+        be.infllm_compress(kv, ck, *sparse_, rows, r.n);
+        be.infllm_select(q, r.n, s.n_heads, rows, ck, *sparse_, attn_scale, idx, sparse_scratch_);
+        be.infllm_attention(q, r.n, s.n_heads, rows, kv, *sparse_, idx, attn_scale, out, sparse_scratch_);
+      } else if (masked) {
+        be.attention_tree(q, r.n, s.n_heads, r.row0, tree_mask_ + r.t0, kv, attn_scale, out, attn_scratch_);
+      } else {
+        be.attention(q, r.n, s.n_heads, rows, kv, attn_scale, out, attn_scratch_);
+      }
     }
     be.matmul(attn_, T, lw.wo, x_, c, 1.0f);  // x += c * o
     be.rmsnorm(x_, T, s.hidden, lw.ffn_norm, eps, xn_);
@@ -387,21 +489,115 @@ int32_t Model::sample(int64_t row, const DeviceSampling& sampling) {
 void Model::logits(int64_t row0, int64_t n_rows, float* out) {
   MCPM_CHECK(row0 >= 0 && n_rows >= 1 && row0 + n_rows <= last_T_, "logits: rows [{}, {}) outside the last batch of {}",
              row0, row0 + n_rows, last_T_);
-  for (int64_t r = row0; r < row0 + n_rows; r += options_.max_logit_rows) {
-    const int64_t n = std::min(options_.max_logit_rows, row0 + n_rows - r);
-    backend_->matmul(xn_ + r * spec_.hidden, n, w_.lm_head, logits_, spec_.logit_scale(), 0.0f);
-    backend_->download(out + (r - row0) * spec_.vocab_size, logits_, size_t(n * spec_.vocab_size) * 4);
+  std::vector<int64_t> rows(static_cast<size_t>(n_rows));
+  for (int64_t i = 0; i < n_rows; ++i) rows[size_t(i)] = row0 + i;
+  logits_rows(rows, out);
+}
+
+void Model::logits_rows(const std::vector<int64_t>& rows, float* out) {
+  const int64_t n = int64_t(rows.size()), H = spec_.hidden, V = spec_.vocab_size, R = options_.max_logit_rows;
+  for (int64_t r : rows) MCPM_CHECK(r >= 0 && r < last_T_, "logits: row {} outside the last batch of {}", r, last_T_);
+  Backend& be = *backend_;
+  if (last_row_invariant_) be.set_row_invariant(true);
+  try {
+    for (int64_t i0 = 0; i0 < n; i0 += R) {
+      const int64_t m = std::min(R, n - i0);
+      bool contiguous = true;
+      for (int64_t i = 1; i < m; ++i) contiguous &= rows[size_t(i0 + i)] == rows[size_t(i0)] + i;
+      const float* x = xn_ + rows[size_t(i0)] * H;
+      if (!contiguous) {  // gather the hidden rows so the lm_head is read once for all of them
+        for (int64_t i = 0; i < m; ++i) be.copy(gather_ + i * H, xn_ + rows[size_t(i0 + i)] * H, size_t(H) * 4);
+        x = gather_;
+      }
+      be.matmul(x, m, w_.lm_head, logits_, spec_.logit_scale(), 0.0f);
+      be.download(out + i0 * V, logits_, size_t(m * V) * 4);
+    }
+  } catch (...) {
+    if (last_row_invariant_) be.set_row_invariant(false);
+    throw;
+  }
+  if (last_row_invariant_) be.set_row_invariant(false);
+}
+
+void Model::hidden_rows(const std::vector<int64_t>& rows, float* out) {
+  const int64_t H = spec_.hidden;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    MCPM_CHECK(rows[i] >= 0 && rows[i] < last_T_, "hidden_rows: row {} outside the last batch of {}", rows[i], last_T_);
+    backend_->download(out + int64_t(i) * H, xn_ + rows[i] * H, size_t(H) * 4);
   }
 }
 
+int64_t Model::seq_len(int s) const {
+  MCPM_CHECK(s >= 0 && s < options_.n_seq, "sequence {} outside 0..{}", s, options_.n_seq - 1);
+  return seqs_[size_t(s)].len;
+}
+
+void Model::set_prefill_end(int s, int64_t end) {
+  MCPM_CHECK(s >= 0 && s < options_.n_seq, "sequence {} outside 0..{}", s, options_.n_seq - 1);
+  seqs_[size_t(s)].prefill_end = end;
+}
+
 void Model::truncate(int64_t pos) {
-  MCPM_CHECK(pos >= 0 && pos <= n_past_, "truncate({}) outside [0, {}]", pos, n_past_);
-  n_past_ = pos;
+  truncate(0, pos);
   last_T_ = 0;
-  // Compressed kernels of windows ending at or before pos stay valid; later ones are rewritten by
-  // the calls that refill those positions (or by the catch-up of the next sparse call).
-  comp_len_ = std::min(comp_len_, pos);
   last_sparse_T_ = 0;
+}
+
+void Model::truncate(int s, int64_t len) {
+  MCPM_CHECK(s >= 0 && s < options_.n_seq, "truncate: sequence {} outside 0..{}", s, options_.n_seq - 1);
+  SeqState& st = seqs_[size_t(s)];
+  MCPM_CHECK(len >= 0 && len <= st.len, "truncate({}) outside [0, {}]", len, st.len);
+  st.len = len;
+  // Compressed kernels of windows ending at or before len stay valid; later ones are rewritten by
+  // the calls that refill those positions (or by the catch-up of the next sparse call).
+  st.comp_len = std::min(st.comp_len, len);
+}
+
+void Model::copy_seq(int src, int dst, int64_t n) {
+  MCPM_CHECK(src >= 0 && src < options_.n_seq && dst >= 0 && dst < options_.n_seq,
+             "copy_seq: sequences {} -> {} outside 0..{}", src, dst, options_.n_seq - 1);
+  MCPM_CHECK(n >= 0 && n <= seqs_[size_t(src)].len, "copy_seq: {} rows, sequence {} holds {}", n, src,
+             seqs_[size_t(src)].len);
+  if (src == dst) return truncate(dst, n);
+  const size_t es = dtype_size(options_.kv_dtype), head = size_t(options_.n_ctx * spec_.head_dim) * es;
+  const size_t bytes = size_t(n * spec_.head_dim) * es;
+  for (int l = 0; l < int(spec_.n_layers); ++l) {
+    const KvLayer a = kv_layer(l, src), b = kv_layer(l, dst);
+    for (int64_t g = 0; g < spec_.n_kv_heads; ++g) {
+      backend_->copy(static_cast<char*>(b.k) + size_t(g) * head, static_cast<const char*>(a.k) + size_t(g) * head, bytes);
+      backend_->copy(static_cast<char*>(b.v) + size_t(g) * head, static_cast<const char*>(a.v) + size_t(g) * head, bytes);
+    }
+  }
+  SeqState& st = seqs_[size_t(dst)];
+  st.len = n;
+  st.comp_len = 0;  // the next sparse call rebuilds the compressed kernels from the copied keys
+  st.prefill_end = 0;
+}
+
+void Model::move_rows(int s, const std::vector<int64_t>& from, int64_t to) {
+  MCPM_CHECK(s >= 0 && s < options_.n_seq, "move_rows: sequence {} outside 0..{}", s, options_.n_seq - 1);
+  SeqState& st = seqs_[size_t(s)];
+  MCPM_CHECK(to >= 0 && to <= st.len, "move_rows: target row {} outside [0, {}]", to, st.len);
+  for (size_t j = 0; j < from.size(); ++j)
+    MCPM_CHECK(from[j] >= to + int64_t(j) && from[j] < st.len && (j == 0 || from[j] > from[j - 1]),
+               "move_rows: source rows must ascend, lie in [target + j, {}) (row {} at index {})", st.len, from[j], j);
+  const size_t es = dtype_size(options_.kv_dtype), row = size_t(spec_.head_dim) * es;
+  const size_t head = size_t(options_.n_ctx) * row;
+  for (size_t j = 0; j < from.size(); ++j) {
+    const int64_t dst_row = to + int64_t(j);
+    if (from[j] == dst_row) continue;
+    for (int l = 0; l < int(spec_.n_layers); ++l) {
+      const KvLayer kv = kv_layer(l, s);
+      for (int64_t g = 0; g < spec_.n_kv_heads; ++g) {
+        char* kb = static_cast<char*>(kv.k) + size_t(g) * head;
+        char* vb = static_cast<char*>(kv.v) + size_t(g) * head;
+        backend_->copy(kb + size_t(dst_row) * row, kb + size_t(from[j]) * row, row);
+        backend_->copy(vb + size_t(dst_row) * row, vb + size_t(from[j]) * row, row);
+      }
+    }
+  }
+  st.len = to + int64_t(from.size());
+  st.comp_len = std::min(st.comp_len, to);
 }
 
 }  // namespace mcpm

@@ -11,6 +11,7 @@
 #include "core/memory_plan.h"
 #include "io/checkpoint.h"
 #include "kernels/types.h"
+#include "model/batch.h"
 #include "model/sparse.h"
 #include "model/spec.h"
 
@@ -22,6 +23,7 @@ struct LoadOptions {
   int64_t max_logit_rows = 64;  // most rows per logits() call
   DType kv_dtype = DType::BF16;  // BF16 or F32
   SparseMode sparse = SparseMode::Auto;  // InfLLM v2 (config.json sparse_config): auto, on, off
+  int64_t n_seq = 1;            // sequences (KV slots) held at once, each of n_ctx rows
 };
 
 struct LayerWeights {
@@ -55,7 +57,7 @@ class Model {
   const std::string& dir() const { return dir_; }
   Backend& backend() { return *backend_; }
   int64_t n_ctx() const { return options_.n_ctx; }
-  int64_t n_past() const { return n_past_; }
+  int64_t n_past() const { return seqs_[0].len; }
   const RopeTables& rope() const { return rope_host_; }
   // Bytes of weights read per decoded token (for the bandwidth floor).
   size_t weight_bytes_per_token() const;
@@ -72,6 +74,28 @@ class Model {
   // Forgets every position >= pos (speculative rollback, new chat turn with a shorter prefix).
   void truncate(int64_t pos);
 
+  // ---- several sequences (KV slots); model/batch.h has the rules ----
+  // The single-sequence calls above are sequence 0: forward(tokens, T) is a one-run causal batch.
+  int64_t n_seq() const { return options_.n_seq; }
+  int64_t seq_len(int s) const;  // rows cached for sequence s
+  // Runs a batch (1 <= size <= max_batch). Afterwards the final-norm hidden states of its tokens
+  // are ready for logits() / logits_rows() / hidden_rows(), indexed by batch token.
+  void forward(const Batch& batch);
+  const std::vector<BatchRun>& last_runs() const { return last_runs_; }
+  // Forgets rows >= len of sequence s.
+  void truncate(int s, int64_t len);
+  // Sequence dst := the first n rows of sequence src (prefix cache hit into another slot, forking a
+  // shared context); dst's later rows are forgotten. src == dst truncates.
+  void copy_seq(int src, int dst, int64_t n);
+  // KV compaction after tree verification: rows from[j] of sequence s move to row to + j, for j in
+  // order (from ascending, from[j] >= to + j); seq_len(s) becomes to + from.size().
+  void move_rows(int s, const std::vector<int64_t>& from, int64_t to);
+  // logits [rows.size(), V] (host) of the given tokens of the last batch, one lm_head pass for all.
+  void logits_rows(const std::vector<int64_t>& rows, float* out);
+  // Final-norm hidden states [rows.size(), H] (host) of the given tokens of the last batch (before the
+  // logit scale: the feature an EAGLE draft head reads).
+  void hidden_rows(const std::vector<int64_t>& rows, float* out);
+
   // ---- InfLLM v2 sparse attention (docs/infllmv2.md) ----
   // Active when the checkpoint has a sparse_config and --sparse is not off (the memory plan then
   // holds the compressed key caches, the block index and the selection scratch: category "sparse").
@@ -84,7 +108,8 @@ class Model {
   // A prompt fed in several forward() calls is one HF call of length `end`: while n_past < end, the
   // dense/sparse decision uses `end` (so a long prompt runs sparse from its first chunk, as HF's
   // single-call prefill does). 0 clears it. The Generator and perplexity set it around a prompt.
-  void set_prefill_end(int64_t end) { prefill_end_ = end; }
+  void set_prefill_end(int64_t end) { seqs_[0].prefill_end = end; }
+  void set_prefill_end(int s, int64_t end);
   // Runtime switch for benchmarks and tests: false runs every call dense (same memory plan); the
   // compressed caches are rebuilt from the K cache on the next sparse call.
   void set_sparse_enabled(bool on) { sparse_enabled_ = on; }
@@ -97,9 +122,18 @@ class Model {
 
  private:
   Model() = default;
-  KvLayer kv_layer(int layer) const;
-  void run_layers(int64_t T, bool sparse);  // the op sequence of one forward() (captured as a graph for T == 1)
-  CompressedKeys compressed_layer(int layer) const;
+  // Per-sequence state (KV slot s).
+  struct SeqState {
+    int64_t len = 0;          // cached rows
+    int64_t comp_len = 0;     // InfLLM v2: compressed kernels are valid for every window ending at or before this
+    int64_t prefill_end = 0;  // see set_prefill_end
+  };
+  KvLayer kv_layer(int layer, int s = 0) const;
+  CompressedKeys compressed_layer(int layer, int s = 0) const;
+  // The op sequence of one batch (captured as a graph for a one-token decode step); run r is sparse
+  // (InfLLM v2) when sparse_runs[r].
+  void run_layers(int64_t T, const std::vector<BatchRun>& runs, const std::vector<char>& sparse_runs, bool masked);
+  void check_batch(const Batch& b, std::vector<BatchRun>& runs) const;
 
   std::string dir_;
   ModelSpec spec_;
@@ -109,16 +143,22 @@ class Model {
   void* base_ = nullptr;
   ModelWeights w_;
   RopeTables rope_host_;
-  int64_t n_past_ = 0;
+  std::vector<SeqState> seqs_;
   int64_t last_T_ = 0;
+  std::vector<BatchRun> last_runs_;
+  bool last_row_invariant_ = false;
+  Batch single_;  // reused by forward(tokens, T)
 
   // Regions (backend memory).
   float* rope_cos_ = nullptr;  // [n_ctx, d/2]
   float* rope_sin_ = nullptr;
-  void* k_cache_ = nullptr;    // [L, nkv, n_ctx, d]
+  void* k_cache_ = nullptr;    // [S, L, nkv, n_ctx, d]
   void* v_cache_ = nullptr;
   int32_t* tokens_ = nullptr;     // [B]
-  int32_t* positions_ = nullptr;  // [B]
+  int32_t* positions_ = nullptr;  // [B] RoPE positions
+  int32_t* rows_ = nullptr;       // [B] cache row of each token (consecutive within a run)
+  uint64_t* tree_mask_ = nullptr; // [B] ancestor bits of tree runs
+  float* gather_ = nullptr;       // [R, H] hidden rows gathered for logits_rows
   float* x_ = nullptr;            // [B, H] residual stream
   float* xn_ = nullptr;           // [B, H] normed
   float* q_ = nullptr;            // [B, nh*d]
@@ -135,11 +175,9 @@ class Model {
   std::optional<InfllmParams> sparse_;
   int64_t dense_len_ = -1;
   bool sparse_enabled_ = true;
-  int64_t prefill_end_ = 0;
-  int64_t comp_len_ = 0;            // compressed kernels are valid for every window ending at or before this
   int64_t last_sparse_T_ = 0;
-  void* c1_cache_ = nullptr;        // [L, nkv, n_fine(n_ctx), d] kv dtype
-  void* c2_cache_ = nullptr;        // [L, nkv, n_coarse(n_ctx), d]
+  void* c1_cache_ = nullptr;        // [S, L, nkv, n_fine(n_ctx), d] kv dtype
+  void* c2_cache_ = nullptr;        // [S, L, nkv, n_coarse(n_ctx), d]
   int32_t* block_idx_ = nullptr;    // [nkv, B, topk_total] stage-1 output (reused by every layer)
   void* sparse_scratch_ = nullptr;  // backend infllm scratch
   int32_t* comp_pos_ = nullptr;     // [1] start position of a catch-up compression

@@ -32,6 +32,10 @@ struct Context {
   // Test/benchmark hook: use this matmul path for every T (it must be supported for the weight dtype:
   // matmul_path_supported). Auto = normal dispatch.
   MatmulPath force_path = MatmulPath::Auto;
+  // Batch-invariant mode (speculative verification, deterministic serving): every row of a
+  // matmul/gate_up/attention call gives bit for bit what a one-row call gives (GEMV matmuls for any
+  // T, decode-style attention per row).
+  bool row_invariant = false;
 };
 
 // Name of the matmul path matmul() takes for these arguments (for `info` and benchmarks), e.g.
@@ -73,5 +77,9 @@ void kv_store(const Context& ctx, const float* k, const float* v, int64_t T, int
 size_t attention_scratch_bytes(int64_t max_T, int64_t n_heads, int64_t d, int64_t capacity, int n_threads);
 void attention(const Context& ctx, const float* q, int64_t T, int64_t n_heads, int64_t pos0, const KvLayer& kv,
                float scale, float* out, void* scratch);
+// Tree-masked attention (ref::attention_tree; T <= 64, head_dim % 8 == 0): each row is computed as
+// a one-token decode over the rows it sees, so it equals decode over the compacted cache bit for bit.
+void attention_tree(const Context& ctx, const float* q, int64_t T, int64_t n_heads, int64_t row0, const uint64_t* mask,
+                    const KvLayer& kv, float scale, float* out, void* scratch);
 
 }  // namespace mcpm::cpu

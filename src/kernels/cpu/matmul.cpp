@@ -35,7 +35,7 @@ bool matmul_path_supported(MatmulPath path, DType weight_dtype) {
 
 MatmulPath matmul_path(const Context& ctx, DType weight_dtype, int64_t T) {
   if (ctx.force_path != MatmulPath::Auto) return ctx.force_path;
-  if (T <= kGemvMaxT) return MatmulPath::Gemv;
+  if (T <= kGemvMaxT || ctx.row_invariant) return MatmulPath::Gemv;  // GEMV rows do not depend on T
   if (ctx.bf16_activations) {
     if (matmul_path_supported(MatmulPath::Amx, weight_dtype)) return MatmulPath::Amx;
     if (matmul_path_supported(MatmulPath::Avx512Bf16, weight_dtype)) return MatmulPath::Avx512Bf16;

@@ -36,6 +36,12 @@ void kv_store(const float* k, const float* v, int64_t T, int64_t pos0, const KvL
 // q/out [T, n_heads, d]; softmax in fp64 for the reference.
 void attention(const float* q, int64_t T, int64_t n_heads, int64_t pos0, const KvLayer& kv, float scale, float* out);
 
+// Tree-masked GQA attention (speculative tree verification) for T query tokens whose keys are
+// cache rows row0 .. row0+T-1: query i sees every cache row < row0 and the rows row0 + j for each
+// bit j set in mask[i] (ancestor-or-self bits). q/out [T, n_heads, d]; fp64 softmax.
+void attention_tree(const float* q, int64_t T, int64_t n_heads, int64_t row0, const uint64_t* mask, const KvLayer& kv,
+                    float scale, float* out);
+
 // Loads one element of a weight matrix / cache as float.
 float load_f32(const void* base, DType dtype, int64_t index);
 

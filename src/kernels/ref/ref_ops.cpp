@@ -97,31 +97,54 @@ void kv_store(const float* k, const float* v, int64_t T, int64_t pos0, const KvL
       }
 }
 
-void attention(const float* q, int64_t T, int64_t n_heads, int64_t pos0, const KvLayer& kv, float scale, float* out) {
+namespace {
+
+// out [n_heads, d] for one query q [n_heads, d] over the cache rows keys[0 .. n) (fp64 softmax).
+void attend_rows(const float* q, int64_t n_heads, const KvLayer& kv, const int64_t* keys, int64_t n, float scale,
+                 float* out) {
   const int64_t d = kv.d, G = n_heads / kv.n_kv;
-  std::vector<double> w;
-  for (int64_t t = 0; t < T; ++t) {
-    const int64_t n_keys = pos0 + t + 1;
-    w.resize(size_t(n_keys));
-    for (int64_t h = 0; h < n_heads; ++h) {
-      const int64_t g = h / G;
-      const float* qv = q + (t * n_heads + h) * d;
-      double mx = -INFINITY;
-      for (int64_t p = 0; p < n_keys; ++p) {
-        double s = 0.0;
-        for (int64_t i = 0; i < d; ++i) s += double(qv[i]) * load_f32(kv.k, kv.dtype, (g * kv.capacity + p) * d + i);
-        w[size_t(p)] = s * scale;
-        mx = std::max(mx, w[size_t(p)]);
-      }
-      double sum = 0.0;
-      for (int64_t p = 0; p < n_keys; ++p) sum += (w[size_t(p)] = std::exp(w[size_t(p)] - mx));
-      float* o = out + (t * n_heads + h) * d;
-      for (int64_t i = 0; i < d; ++i) {
-        double acc = 0.0;
-        for (int64_t p = 0; p < n_keys; ++p) acc += w[size_t(p)] * load_f32(kv.v, kv.dtype, (g * kv.capacity + p) * d + i);
-        o[i] = float(acc / sum);
-      }
+  std::vector<double> w(static_cast<size_t>(n));
+  for (int64_t h = 0; h < n_heads; ++h) {
+    const int64_t g = h / G;
+    const float* qv = q + h * d;
+    double mx = -INFINITY;
+    for (int64_t j = 0; j < n; ++j) {
+      double s = 0.0;
+      for (int64_t i = 0; i < d; ++i) s += double(qv[i]) * load_f32(kv.k, kv.dtype, (g * kv.capacity + keys[j]) * d + i);
+      w[size_t(j)] = s * scale;
+      mx = std::max(mx, w[size_t(j)]);
     }
+    double sum = 0.0;
+    for (int64_t j = 0; j < n; ++j) sum += (w[size_t(j)] = std::exp(w[size_t(j)] - mx));
+    float* o = out + h * d;
+    for (int64_t i = 0; i < d; ++i) {
+      double acc = 0.0;
+      for (int64_t j = 0; j < n; ++j) acc += w[size_t(j)] * load_f32(kv.v, kv.dtype, (g * kv.capacity + keys[j]) * d + i);
+      o[i] = float(acc / sum);
+    }
+  }
+}
+
+}  // namespace
+
+void attention(const float* q, int64_t T, int64_t n_heads, int64_t pos0, const KvLayer& kv, float scale, float* out) {
+  std::vector<int64_t> keys;
+  for (int64_t t = 0; t < T; ++t) {
+    keys.resize(size_t(pos0 + t + 1));
+    for (size_t j = 0; j < keys.size(); ++j) keys[j] = int64_t(j);
+    attend_rows(q + t * n_heads * kv.d, n_heads, kv, keys.data(), int64_t(keys.size()), scale, out + t * n_heads * kv.d);
+  }
+}
+
+void attention_tree(const float* q, int64_t T, int64_t n_heads, int64_t row0, const uint64_t* mask, const KvLayer& kv,
+                    float scale, float* out) {
+  std::vector<int64_t> keys;
+  for (int64_t t = 0; t < T; ++t) {
+    keys.resize(size_t(row0));
+    for (int64_t j = 0; j < row0; ++j) keys[size_t(j)] = j;
+    for (int64_t j = 0; j < T && j < 64; ++j)
+      if ((mask[t] >> j) & 1) keys.push_back(row0 + j);
+    attend_rows(q + t * n_heads * kv.d, n_heads, kv, keys.data(), int64_t(keys.size()), scale, out + t * n_heads * kv.d);
   }
 }
 
