@@ -16,12 +16,20 @@
 
 namespace mcpm {
 
+// Progress bar on stderr while the weights load: Auto shows it on a terminal for checkpoints of
+// 512 MiB or more.
+enum class LoadProgress { Off, Auto, On };
+
 struct LoadOptions {
   int64_t n_ctx = 0;            // KV capacity in tokens; 0 = min(max_position_embeddings, 4096)
   int64_t max_batch = 512;      // most tokens per forward() call (prefill chunk)
   int64_t max_logit_rows = 64;  // most rows per logits() call
   DType kv_dtype = DType::BF16;  // BF16 or F32
   SparseMode sparse = SparseMode::Auto;  // InfLLM v2 (config.json sparse_config): auto, on, off
+  // Host-memory backends read a weight in place from the memory-mapped checkpoint when its stored
+  // form is what the kernels read (same dtype, aligned); false copies every weight into the arena.
+  bool mmap_weights = true;
+  LoadProgress progress = LoadProgress::Off;
 };
 
 struct LayerWeights {
@@ -102,6 +110,7 @@ class Model {
   CompressedKeys compressed_layer(int layer) const;
 
   std::string dir_;
+  std::unique_ptr<CheckpointFolder> mapped_;  // kept open while weights are read in place from it
   ModelSpec spec_;
   LoadOptions options_;
   Backend* backend_ = nullptr;
