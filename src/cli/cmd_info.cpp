@@ -37,6 +37,15 @@ void run_info(const CommonOptions& o) {
   }
   std::printf("memory plan (weights + rope + KV cache + scratch%s)\n%s", m.sparse_active() ? " + sparse: compressed keys, block index" : "",
               m.plan().summary().c_str());
+  if (m.plan().mapped_bytes())
+    std::printf("weights    %s read in place from the memory-mapped checkpoint (%s copied: norm gains as f32, "
+                "widened or unaligned tensors)\n",
+                format_bytes(m.plan().mapped_bytes()).c_str(), format_bytes(m.plan().category_bytes("weights")).c_str());
+  else
+    std::printf("weights    %s copied into the allocation (%s)\n", format_bytes(m.plan().category_bytes("weights")).c_str(),
+                !m.options().mmap_weights                 ? "--no-mmap"
+                : l.backend->kind() != DeviceKind::CPU    ? "device memory"
+                                                          : "no weight is stored in the form the kernels read");
   std::printf("decode reads %.1f MB of weights per token\n", double(m.weight_bytes_per_token()) / 1e6);
   if (l.tokenizer)
     std::printf("tokenizer  %lld tokens, bos %d, eos %d, chat template: %s\n", (long long)l.tokenizer->vocab_size(),

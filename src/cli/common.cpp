@@ -23,6 +23,10 @@ void add_common_options(CLI::App& cmd, CommonOptions& o, bool with_ctx) {
                  "InfLLM v2 sparse attention: auto (as config.json sparse_config says), on (required), off (dense)")
       ->check(CLI::IsMember({"auto", "on", "off"}));
   cmd.add_flag("--exact", o.exact, "fp32 activations in batched matmuls (no bf16 rounding; slower prefill)");
+  cmd.add_flag("--no-mmap", o.no_mmap,
+               "copy every weight into memory instead of reading it in place from the memory-mapped checkpoint");
+  cmd.add_flag("--progress", o.progress,
+               "progress bar while the weights load (default: on a terminal, for checkpoints of 512 MiB or more)");
   cmd.add_flag("-v,--verbose", o.verbose, "debug logging");
   cmd.add_flag("-q,--quiet", o.quiet, "only warnings and errors on stderr");
 }
@@ -95,6 +99,8 @@ Loaded load(const CommonOptions& o, NeedTokenizer need, int64_t min_ctx, int64_t
   lo.max_logit_rows = max_logit_rows;
   lo.kv_dtype = o.kv_type == "f32" ? DType::F32 : DType::BF16;
   lo.sparse = parse_sparse_mode(o.sparse);
+  lo.mmap_weights = !o.no_mmap;
+  lo.progress = o.progress ? LoadProgress::On : o.quiet ? LoadProgress::Off : LoadProgress::Auto;
   l.model = Model::load(dir, *l.backend, lo);
   if (l.tokenizer)
     MCPM_CHECK(l.tokenizer->vocab_size() <= l.model->spec().vocab_size,

@@ -21,6 +21,8 @@ struct CommonOptions {
   std::string kv_type = "bf16";
   std::string sparse = "auto";  // InfLLM v2: auto (as configured), on, off
   bool exact = false;  // fp32 activations in batched matmuls
+  bool no_mmap = false;   // copy every weight into the arena instead of reading it in place
+  bool progress = false;  // progress bar while loading, also when stderr is not a terminal
   bool verbose = false, quiet = false;
 };
 

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -53,6 +54,22 @@ MappedFile& MappedFile::operator=(MappedFile&& o) noexcept {
     o.size_ = 0;
   }
   return *this;
+}
+
+void prefault_pages(const void* data, size_t bytes) {
+  if (!data || !bytes) return;
+  const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(data) / page * page;
+  const uintptr_t end = reinterpret_cast<uintptr_t>(data) + bytes;
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22  // Linux 5.14
+#endif
+  if (madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_READ) == 0) return;
+  volatile uint8_t sink = 0;
+  const auto* p = static_cast<const uint8_t*>(data);
+  const uintptr_t first = reinterpret_cast<uintptr_t>(data);
+  for (uintptr_t a = begin; a < end; a += page) sink = sink + p[std::max(a, first) - first];
+  (void)sink;
 }
 
 std::string read_file(const std::string& path) {

@@ -26,6 +26,11 @@ class MappedFile {
   size_t size_ = 0;
 };
 
+// Reads the pages of [data, data + bytes) of a memory mapping in now (MADV_POPULATE_READ; one byte
+// per page where the kernel lacks it), so that the first use of data read in place from a mapped
+// file does not wait for the disk.
+void prefault_pages(const void* data, size_t bytes);
+
 // Reads a whole (small) file into a string; throws mcpm::Error naming the path.
 std::string read_file(const std::string& path);
 

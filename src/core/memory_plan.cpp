@@ -6,14 +6,31 @@
 #include <map>
 #include <sstream>
 
+#include "core/checked.h"
 #include "core/error.h"
 
 namespace mcpm {
 
+namespace {
+int64_t region_bytes(size_t bytes, const std::string& name) {
+  MCPM_CHECK(bytes <= size_t(kMaxSize) - MemoryPlan::kAlign, "memory plan: region '{}' of {} bytes exceeds the limit of {}",
+             name, bytes, size_t(kMaxSize) - MemoryPlan::kAlign);
+  return int64_t(bytes);
+}
+}  // namespace
+
 size_t MemoryPlan::add(std::string name, std::string category, size_t bytes) {
-  MemoryRegion r{std::move(name), std::move(category), bytes, total_};
-  total_ += (bytes + kAlign - 1) / kAlign * kAlign;
-  regions_.push_back(std::move(r));
+  const int64_t padded = (region_bytes(bytes, name) + int64_t(kAlign) - 1) / int64_t(kAlign) * int64_t(kAlign);
+  const size_t offset = total_;
+  total_ = size_t(checked_sum({int64_t(total_), padded}, "memory plan", fmt::format("total bytes up to region '{}'", name)));
+  regions_.push_back({std::move(name), std::move(category), bytes, offset, false});
+  return regions_.size() - 1;
+}
+
+size_t MemoryPlan::add_mapped(std::string name, std::string category, size_t bytes) {
+  const int64_t b = region_bytes(bytes, name);
+  mapped_ = size_t(checked_sum({int64_t(mapped_), b}, "memory plan", fmt::format("mapped bytes up to region '{}'", name)));
+  regions_.push_back({std::move(name), std::move(category), bytes, 0, true});
   return regions_.size() - 1;
 }
 
@@ -34,13 +51,17 @@ std::string format_bytes(size_t bytes) {
 
 std::string MemoryPlan::summary() const {
   std::map<std::string, size_t> by_cat;
+  std::map<std::string, bool> cat_mapped;
   std::vector<std::string> order;
   for (const auto& r : regions_) {
     if (!by_cat.count(r.category)) order.push_back(r.category);
     by_cat[r.category] += r.bytes;
+    cat_mapped[r.category] = cat_mapped[r.category] || r.mapped;
   }
   std::string s;
-  for (const auto& c : order) s += fmt::format("  {:<10} {:>12}\n", c, format_bytes(by_cat[c]));
+  for (const auto& c : order)
+    s += fmt::format("  {:<10} {:>12}{}\n", c, format_bytes(by_cat[c]),
+                     cat_mapped[c] ? "  (read in place from the memory-mapped checkpoint, not allocated)" : "");
   s += fmt::format("  {:<10} {:>12}  (one allocation)\n", "total", format_bytes(total_));
   return s;
 }

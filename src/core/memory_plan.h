@@ -1,6 +1,8 @@
 // Static memory planning: every buffer the engine needs (weights, KV cache, scratch) is a named
 // region sized at load time from the config and the requested limits. The plan is printed, checked
-// against the memory the machine has, and backed by exactly one allocation (Arena).
+// against the memory the machine has, and backed by exactly one allocation (Arena). Weights the
+// kernels read straight from the memory-mapped checkpoint file are regions too ("mapped"): they
+// are listed and counted, but take no space in the allocation.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -13,15 +15,19 @@ struct MemoryRegion {
   std::string name;      // e.g. "kv_cache"
   std::string category;  // "weights", "kv", "scratch", ...
   size_t bytes = 0;
-  size_t offset = 0;  // within the arena
+  size_t offset = 0;    // within the arena (0 for a mapped region)
+  bool mapped = false;  // lives in a memory-mapped file, not in the arena
 };
 
 class MemoryPlan {
  public:
   static constexpr size_t kAlign = 256;
-  // Adds a region and returns its index.
+  // Adds a region and returns its index. Throws mcpm::Error when the plan's total overflows.
   size_t add(std::string name, std::string category, size_t bytes);
-  size_t total_bytes() const { return total_; }
+  // Adds a region that is read in place from a memory-mapped file (no arena space).
+  size_t add_mapped(std::string name, std::string category, size_t bytes);
+  size_t total_bytes() const { return total_; }    // the one allocation (mapped regions excluded)
+  size_t mapped_bytes() const { return mapped_; }  // read in place from mapped files
   size_t category_bytes(const std::string& category) const;
   const std::vector<MemoryRegion>& regions() const { return regions_; }
   // Human-readable budget: one line per category plus the total.
@@ -29,7 +35,7 @@ class MemoryPlan {
 
  private:
   std::vector<MemoryRegion> regions_;
-  size_t total_ = 0;
+  size_t total_ = 0, mapped_ = 0;
 };
 
 // One allocation backing a MemoryPlan (anonymous memory, advised for huge pages on Linux).

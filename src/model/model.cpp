@@ -1,5 +1,7 @@
 #include "model/model.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -7,6 +9,8 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/mapped_file.h"
+#include "core/progress.h"
 #include "core/rng.h"
 #include "model/tensor_names.h"
 
@@ -76,7 +80,8 @@ ModelSpec Model::validate(const CheckpointFolder& folder) {
 }
 
 std::unique_ptr<Model> Model::load(const std::string& dir, Backend& backend, const LoadOptions& options) {
-  CheckpointFolder folder(dir);
+  auto folder_ptr = std::make_unique<CheckpointFolder>(dir);
+  const CheckpointFolder& folder = *folder_ptr;
   const ModelSpec spec = validate(folder);
 
   std::unique_ptr<Model> m(new Model());
@@ -108,13 +113,26 @@ std::unique_ptr<Model> Model::load(const std::string& dir, Backend& backend, con
   }
 
   // ---- memory plan: weights, KV cache, scratch ----
+  // A weight whose stored form is what the kernels read (same dtype, aligned for it) stays in the
+  // memory-mapped checkpoint on a host-memory backend: category "mapped", no arena space. The rest
+  // (norm gains as f32, f16 widened to f32, every weight on a GPU) is copied into the arena.
   MemoryPlan& plan = m->plan_;
   const auto specs = model_tensor_specs(spec);
   std::vector<size_t> region(specs.size());
+  std::vector<const void*> in_place(specs.size(), nullptr);
+  const bool host = backend.kind() == DeviceKind::CPU;
+  size_t load_bytes = 0;
   for (size_t i = 0; i < specs.size(); ++i) {
     const TensorInfo& t = folder.get(specs[i].name);
     const DType dt = specs[i].role == TensorRole::Norm ? DType::F32 : memory_dtype(t.dtype);
-    region[i] = plan.add(specs[i].name, "weights", size_t(t.numel()) * dtype_size(dt));
+    const size_t bytes = size_t(t.numel()) * dtype_size(dt);
+    load_bytes += t.nbytes;
+    if (o.mmap_weights && host && dt == t.dtype && reinterpret_cast<uintptr_t>(t.data) % dtype_size(dt) == 0) {
+      in_place[i] = t.data;
+      region[i] = plan.add_mapped(specs[i].name, "mapped", bytes);
+    } else {
+      region[i] = plan.add(specs[i].name, "weights", bytes);
+    }
   }
   const int64_t B = o.max_batch, H = spec.hidden, L = spec.n_layers, d = spec.head_dim, half = d / 2;
   const size_t r_cos = plan.add("rope_cos", "rope", size_t(o.n_ctx * half) * 4);
@@ -154,16 +172,27 @@ std::unique_ptr<Model> Model::load(const std::string& dir, Backend& backend, con
     r_cpos = plan.add("compress_pos", "sparse", 4);
   }
 
-  // ---- one allocation, then fill it ----
+  // ---- one allocation, then fill it (and read the mapped weights' pages in) ----
   char* base = static_cast<char*>(backend.allocate(plan));
   m->base_ = base;
   auto at = [&](size_t r) -> void* { return base + plan.regions()[r].offset; };
+  auto weight = [&](size_t i) -> void* { return in_place[i] ? const_cast<void*>(in_place[i]) : at(region[i]); };
+  const bool show = o.progress == LoadProgress::On ||
+                    (o.progress == LoadProgress::Auto && isatty(2) && load_bytes >= (size_t(512) << 20));
+  ProgressBar bar("loading", load_bytes, "B", show);
+  size_t loaded = 0;
   std::vector<float> staging;
   for (size_t i = 0; i < specs.size(); ++i) {
     const TensorInfo& t = folder.get(specs[i].name);
     const bool norm = specs[i].role == TensorRole::Norm;
     const DType dt = norm ? DType::F32 : memory_dtype(t.dtype);
-    if (backend.kind() == DeviceKind::CPU) {
+    if (in_place[i]) {
+      constexpr size_t kChunk = size_t(64) << 20;  // progress steps within a large tensor
+      for (size_t off = 0; off < t.nbytes; off += kChunk) {
+        prefault_pages(t.data + off, std::min(kChunk, t.nbytes - off));
+        bar.update(loaded + std::min(off + kChunk, t.nbytes));
+      }
+    } else if (backend.kind() == DeviceKind::CPU) {
       convert_into(at(region[i]), dt, t);
     } else {
       if (dt == t.dtype) {
@@ -174,29 +203,33 @@ std::unique_ptr<Model> Model::load(const std::string& dir, Backend& backend, con
         backend.upload(at(region[i]), staging.data(), staging.size() * 4);
       }
     }
+    loaded += t.nbytes;
+    bar.update(loaded);
   }
+  bar.finish();
   auto matrix = [&](size_t i) {
     const TensorInfo& t = folder.get(specs[i].name);
-    return Matrix{at(region[i]), memory_dtype(t.dtype), specs[i].shape[0], specs[i].shape[1]};
+    return Matrix{weight(i), memory_dtype(t.dtype), specs[i].shape[0], specs[i].shape[1]};
   };
   size_t i = 0;
   ModelWeights& w = m->w_;
   w.embed = matrix(i++);
   w.layers.resize(size_t(L));
   for (auto& lw : w.layers) {
-    lw.attn_norm = static_cast<const float*>(at(region[i++]));
+    lw.attn_norm = static_cast<const float*>(weight(i++));
     lw.wq = matrix(i++);
     lw.wk = matrix(i++);
     lw.wv = matrix(i++);
     lw.wo = matrix(i++);
-    lw.ffn_norm = static_cast<const float*>(at(region[i++]));
+    lw.ffn_norm = static_cast<const float*>(weight(i++));
     lw.w_gate = matrix(i++);
     lw.w_up = matrix(i++);
     lw.w_down = matrix(i++);
   }
-  w.final_norm = static_cast<const float*>(at(region[i++]));
+  w.final_norm = static_cast<const float*>(weight(i++));
   w.lm_head = spec.tie_embeddings ? w.embed : matrix(i++);
   MCPM_ASSERT(i == specs.size());
+  if (plan.mapped_bytes()) m->mapped_ = std::move(folder_ptr);  // the mapping must outlive the model
 
   m->rope_host_ = build_rope_tables(spec, o.n_ctx);
   m->rope_cos_ = static_cast<float*>(at(r_cos));

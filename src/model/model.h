@@ -17,6 +17,10 @@
 
 namespace mcpm {
 
+// Progress bar on stderr while the weights load: Auto shows it on a terminal for checkpoints of
+// 512 MiB or more.
+enum class LoadProgress { Off, Auto, On };
+
 struct LoadOptions {
   int64_t n_ctx = 0;            // KV capacity in tokens; 0 = min(max_position_embeddings, 4096)
   int64_t max_batch = 512;      // most tokens per forward() call (prefill chunk)
@@ -24,6 +28,10 @@ struct LoadOptions {
   DType kv_dtype = DType::BF16;  // BF16 or F32
   SparseMode sparse = SparseMode::Auto;  // InfLLM v2 (config.json sparse_config): auto, on, off
   int64_t n_seq = 1;            // sequences (KV slots) held at once, each of n_ctx rows
+  // Host-memory backends read a weight in place from the memory-mapped checkpoint when its stored
+  // form is what the kernels read (same dtype, aligned); false copies every weight into the arena.
+  bool mmap_weights = true;
+  LoadProgress progress = LoadProgress::Off;
 };
 
 struct LayerWeights {
@@ -136,6 +144,7 @@ class Model {
   void check_batch(const Batch& b, std::vector<BatchRun>& runs) const;
 
   std::string dir_;
+  std::unique_ptr<CheckpointFolder> mapped_;  // kept open while weights are read in place from it
   ModelSpec spec_;
   LoadOptions options_;
   Backend* backend_ = nullptr;

@@ -31,3 +31,17 @@ TEST(MemoryPlan, ImpossiblePlanIsAClearError) {
     EXPECT_NE(std::string(e.what()).find("kv"), std::string::npos) << e.what();
   }
 }
+
+TEST(MemoryPlan, MappedRegionsAreCountedButNotAllocated) {
+  MemoryPlan p;
+  p.add("a", "weights", 1000);
+  const size_t m = p.add_mapped("w", "mapped", size_t(1) << 40);  // 1 TiB in a file: no allocation
+  p.add("b", "kv", 10);
+  EXPECT_TRUE(p.regions()[m].mapped);
+  EXPECT_EQ(p.mapped_bytes(), size_t(1) << 40);
+  EXPECT_EQ(p.category_bytes("mapped"), size_t(1) << 40);
+  EXPECT_EQ(p.total_bytes(), 5 * MemoryPlan::kAlign);  // 1024 + 256
+  Arena arena(p);
+  EXPECT_EQ(arena.size(), p.total_bytes());
+  EXPECT_NE(p.summary().find("read in place"), std::string::npos) << p.summary();
+}

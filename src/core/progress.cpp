@@ -1,5 +1,5 @@
-// Progress line for data jobs (see progress.h).
-#include "data/progress.h"
+// Progress line for long jobs (see progress.h).
+#include "core/progress.h"
 
 #include <unistd.h>
 
@@ -10,7 +10,7 @@
 
 #include "core/timer.h"
 
-namespace mcpm::data {
+namespace mcpm {
 
 std::string human_count(double n) {
   if (n >= 1e9) return fmt::format("{:.2f}G", n / 1e9);
@@ -69,4 +69,4 @@ void ProgressBar::finish(const std::string& extra) {
   std::fprintf(stderr, tty_ ? "\r%s\033[K\n" : "%s\n", s.c_str());
 }
 
-}  // namespace mcpm::data
+}  // namespace mcpm
