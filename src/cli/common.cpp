@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "runtime/ngram_drafter.h"
 
 namespace fs = std::filesystem;
 
@@ -42,6 +43,55 @@ void add_sampling_options(CLI::App& cmd, SamplingOptions& s) {
   cmd.add_option("--repeat-last-n", s.penalty_last_n, "history window for the penalties (-1 = all)");
   cmd.add_option("--seed", s.seed, "random seed");
   cmd.add_flag("--greedy", s.greedy, "greedy decoding (same as --temp 0)");
+}
+
+void add_spec_options(CLI::App& cmd, SpecCliOptions& s) {
+  cmd.add_option("--spec", s.mode,
+                 "speculative decoding: off, ngram (prompt lookup, no draft model) or eagle (EAGLE-2 draft head, --draft); "
+                 "the output is the same as without it")
+      ->check(CLI::IsMember({"off", "ngram", "eagle"}))
+      ->capture_default_str();
+  cmd.add_option("--draft", s.draft_dir, "EAGLE draft head folder (with --spec eagle)");
+  cmd.add_option("--spec-tree", s.tree,
+                 "tokens verified per step, root included (0 = chosen each step from the measured verification cost)")
+      ->capture_default_str();
+  cmd.add_option("--spec-depth", s.depth, "deepest drafted token (0 = the drafter's default: ngram 10)")->capture_default_str();
+  cmd.add_option("--spec-topk", s.topk, "children expanded per draft node (EAGLE; 0 = default)")->capture_default_str();
+  cmd.add_option("--spec-ngram", s.ngram_max, "longest n-gram looked up by --spec ngram")->capture_default_str();
+}
+
+std::unique_ptr<Drafter> make_drafter(const SpecCliOptions& s, Loaded& l) {
+  if (s.mode == "off") {
+    MCPM_CHECK(s.draft_dir.empty(), "--draft is given but --spec is off (add --spec eagle)");
+    return nullptr;
+  }
+  MCPM_CHECK(l.backend->supports_row_invariant() && l.backend->supports_tree_attention(),
+             "--spec {}: the {} backend has no batch-invariant verification kernels yet (use --device cpu or --spec off)",
+             s.mode, l.backend->describe());
+  MCPM_CHECK(s.tree >= 0 && s.tree <= DraftTree::kMaxNodes, "--spec-tree must be in 0..{} (got {})", DraftTree::kMaxNodes,
+             s.tree);
+  MCPM_CHECK(s.tree <= l.model->options().max_batch, "--spec-tree {} exceeds --batch {}", s.tree, l.model->options().max_batch);
+  if (s.mode == "ngram") {
+    MCPM_CHECK(s.draft_dir.empty(), "--draft is for --spec eagle; prompt lookup (--spec ngram) needs no draft model");
+    NgramParams p;
+    p.max_n = s.ngram_max;
+    p.min_n = std::min(s.ngram_min, s.ngram_max);
+    return std::make_unique<NgramDrafter>(p);
+  }
+  MCPM_CHECK(!s.draft_dir.empty(), "--spec eagle needs --draft DIR (an EAGLE draft head folder)");
+  throw Error(fmt::format("--spec eagle: EAGLE draft heads are not supported by this build yet (use --spec ngram)"));
+}
+
+void configure_spec(const SpecCliOptions& s, GenerateOptions& go, Drafter* d) {
+  go.drafter = d;
+  go.spec = SpecLimits{s.tree, s.depth, s.topk};
+}
+
+void print_spec_stats(const SpecCliOptions& s, const GenerateResult& r) {
+  if (s.mode == "off") return;
+  std::fprintf(stderr, "[spec %s: mean accepted length %.2f over %lld verify steps (+%lld plain), %lld drafted, draft %.3f s, verify %.3f s]\n",
+               s.mode.c_str(), r.spec.mean_accepted(), (long long)r.spec.steps, (long long)r.spec.plain_steps,
+               (long long)r.spec.drafted, r.spec.draft_seconds, r.spec.verify_seconds);
 }
 
 void set_verbosity(const CommonOptions& o) {
