@@ -199,6 +199,7 @@ class OracleDrafter final : public Drafter {
   void propose(const std::vector<int32_t>& h, int max_nodes, const SpecLimits&, DraftTree& tree, std::vector<float>& p) override {
     size_t pos = h.size();  // truth_[pos] is the token after the root
     int node = 0;
+    p.assign(1, 1.0f);
     while (tree.size() + 3 <= max_nodes && pos < truth_.size()) {
       // Two wrong siblings, then (usually) the right one, which is expanded next.
       int right = -1;
@@ -210,14 +211,15 @@ class OracleDrafter final : public Drafter {
         for (int j = 1; j < tree.size(); ++j) dup |= tree.parent[size_t(j)] == node && tree.token[size_t(j)] == tok;
         if (dup) continue;
         const int i = tree.add(node, tok);
+        p.resize(size_t(tree.size()), 1.0f);
+        p[size_t(i)] = p[size_t(node)] * (is_right ? 0.6f : 0.3f);  // the drafter "believes" the right one
         if (is_right) right = i;
       }
       if (right < 0) break;
       node = right;
       ++pos;
     }
-    p.assign(size_t(tree.size()), 0.5f);
-    p[0] = 1.0f;
+    p.resize(size_t(tree.size()), 1.0f);
   }
   void accepted(Model&, const DraftTree& tree, const std::vector<int32_t>& path, const std::vector<int32_t>&) override {
     max_path_ = std::max<int>(max_path_, int(path.size()));
@@ -405,6 +407,49 @@ TEST_F(SpecDecodeTest, SampledWalkMatchesTheTargetDistribution) {
   const double z = 3.09, k = dof;
   const double q999 = k * std::pow(1 - 2 / (9 * k) + z * std::sqrt(2 / (9 * k)), 3);
   EXPECT_LT(chi, q999) << "dof " << dof;
+}
+
+// Long generation crossing InfLLM v2's dense -> sparse switch: trees while dense, chains once sparse
+// (the model refuses tree masks there); the output stays plain greedy decoding's.
+TEST(SpecSparse, GreedyIdentityAcrossTheSparseSwitch) {
+  const std::string dir = test::temp_dir("sparse");
+  RandomCheckpointOptions o;
+  o.spec = make_spec(64, 2, 4, 2, 96, 64);
+  SparseConfig sc;
+  sc.window_size = 128;
+  sc.topk = 3;
+  sc.dense_len = 400;  // selection matters from the 6th block (t >= 320)
+  o.spec.sparse = sc;
+  o.seed = 7;
+  o.init_std = 0.5;
+  write_random_checkpoint(o, dir);
+  auto be = make_cpu_backend({2, false, 0});
+  LoadOptions lo;
+  lo.n_ctx = 512;
+  lo.max_batch = 64;
+  auto m = Model::load(dir, *be, lo);
+  ASSERT_TRUE(m->sparse_active());
+  Rng rng(4);
+  std::vector<int32_t> prompt(370);
+  for (auto& t : prompt) t = int32_t(rng.next_u64() % 64);
+  auto gen = [&](Drafter* d) {
+    m->truncate(0);
+    Generator g(*m, nullptr);
+    GenerateOptions go;
+    go.max_tokens = 90;  // 370 + 90 crosses dense_len 400
+    go.stop_on_eos = false;
+    go.sampling.temperature = 0.0f;
+    go.drafter = d;
+    go.spec = SpecLimits{12, 0, 0};
+    return g.generate(prompt, go);
+  };
+  const GenerateResult plain = gen(nullptr);
+  std::vector<int32_t> truth = prompt;
+  truth.insert(truth.end(), plain.tokens.begin(), plain.tokens.end());
+  OracleDrafter od(truth, 64, 0.85);
+  const GenerateResult spec = gen(&od);
+  EXPECT_EQ(spec.tokens, plain.tokens);
+  EXPECT_GT(spec.spec.mean_accepted(), 2.0) << spec.spec.describe();
 }
 
 }  // namespace
