@@ -38,6 +38,7 @@ struct SamplingOptions {
 struct SpecCliOptions {
   std::string mode = "off";  // off, ngram, eagle
   std::string draft_dir;
+  std::string fr_vocab;  // FR-Spec file; "" = the draft folder's freq_*.pt (if any); "none" = full vocabulary
   int tree = 0, depth = 0, topk = 0;
   int ngram_max = 3, ngram_min = 1;
 };
@@ -55,6 +56,7 @@ struct Loaded {
   std::unique_ptr<Backend> backend;
   std::unique_ptr<Model> model;
   std::unique_ptr<Tokenizer> tokenizer;  // null when the folder has none
+  std::unique_ptr<Model> draft;          // EAGLE draft head (--spec eagle)
 };
 
 // Loads backend + model (+ tokenizer unless need_tokenizer is No). need_tokenizer=Yes throws a
