@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <random>
 
 #include "core/error.h"
 #include "core/json.h"
@@ -17,14 +18,27 @@ namespace mcpm::cli {
 
 void add_common_options(CLI::App& cmd, CommonOptions& o, bool with_ctx) {
   cmd.add_option("-m,--model", o.model_dir, "checkpoint folder (HF layout); default: the bundled model");
-  cmd.add_option("--device", o.device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-  cmd.add_option("-t,--threads", o.threads, "CPU threads (default: all hardware threads)");
-  if (with_ctx) cmd.add_option("-c,--ctx", o.ctx, "context size in tokens (KV cache capacity)");
-  cmd.add_option("-b,--batch", o.batch, "most tokens per forward pass (prefill chunk)");
-  cmd.add_option("--kv-type", o.kv_type, "KV cache type: bf16 or f32")->check(CLI::IsMember({"bf16", "f32"}));
+  cmd.add_option("--device", o.device, "auto, cpu or cuda")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
+      ->capture_default_str();
+  cmd.add_option("-t,--threads", o.threads, "CPU threads (0 = all hardware threads)")
+      ->check(CLI::Range(0, 4096))
+      ->capture_default_str();
+  if (with_ctx)
+    cmd.add_option("-c,--ctx", o.ctx,
+                   "context size in tokens (KV cache capacity; 0 = min(max_position_embeddings, 4096))")
+        ->check(CLI::Range(int64_t(0), int64_t(INT32_MAX) - 64))
+        ->capture_default_str();
+  cmd.add_option("-b,--batch", o.batch, "most tokens per forward pass (prefill chunk)")
+      ->check(CLI::Range(int64_t(1), int64_t(65536)))
+      ->capture_default_str();
+  cmd.add_option("--kv-type", o.kv_type, "KV cache type: bf16 or f32")
+      ->check(CLI::IsMember({"bf16", "f32"}))
+      ->capture_default_str();
   cmd.add_option("--sparse", o.sparse,
                  "InfLLM v2 sparse attention: auto (as config.json sparse_config says), on (required), off (dense)")
-      ->check(CLI::IsMember({"auto", "on", "off"}));
+      ->check(CLI::IsMember({"auto", "on", "off"}))
+      ->capture_default_str();
   cmd.add_flag("--exact", o.exact, "fp32 activations in batched matmuls (no bf16 rounding; slower prefill)");
   cmd.add_flag("--no-mmap", o.no_mmap,
                "copy every weight into memory instead of reading it in place from the memory-mapped checkpoint");
@@ -35,15 +49,38 @@ void add_common_options(CLI::App& cmd, CommonOptions& o, bool with_ctx) {
 }
 
 void add_sampling_options(CLI::App& cmd, SamplingOptions& s) {
-  cmd.add_option("--temp,--temperature", s.temperature, "sampling temperature (0 = greedy)");
-  cmd.add_option("--top-k", s.top_k, "keep the k most likely tokens (0 = off)");
-  cmd.add_option("--top-p", s.top_p, "nucleus sampling threshold (1 = off)");
-  cmd.add_option("--min-p", s.min_p, "drop tokens with p < min_p * p_max (0 = off)");
-  cmd.add_option("--repeat-penalty", s.repetition_penalty, "repetition penalty (1 = off)");
-  cmd.add_option("--presence-penalty", s.presence_penalty, "presence penalty (0 = off)");
-  cmd.add_option("--frequency-penalty", s.frequency_penalty, "frequency penalty (0 = off)");
-  cmd.add_option("--repeat-last-n", s.penalty_last_n, "history window for the penalties (-1 = all)");
-  cmd.add_option("--seed", s.seed, "random seed");
+  // The defaults come from the model's generation_config.json; --help shows the bundled model's.
+  const SamplerParams engine;  // when a folder has no generation_config.json
+  SamplerParams bundled = engine;
+  const std::string dir = default_model_dir();
+  bool have_bundled = false;
+  try {
+    if (!dir.empty()) bundled = sampler_params(dir, SamplingOptions{}), have_bundled = true;
+  } catch (const Error&) {
+  }
+  auto def = [&](auto b, auto e) {
+    return have_bundled ? fmt::format(" [default: generation_config.json; bundled model {}, else {}]", b, e)
+                        : fmt::format(" [default: generation_config.json, else {}]", e);
+  };
+  cmd.add_option("--temp,--temperature", s.temperature,
+                 "sampling temperature (0 = greedy)" + def(bundled.temperature, engine.temperature))
+      ->check(CLI::Range(0.0f, 100.0f));
+  cmd.add_option("--top-k", s.top_k, "keep the k most likely tokens (0 = off)" + def(bundled.top_k, engine.top_k))
+      ->check(CLI::NonNegativeNumber);
+  cmd.add_option("--top-p", s.top_p, "nucleus sampling threshold (1 = off)" + def(bundled.top_p, engine.top_p))
+      ->check(CLI::Range(0.0f, 1.0f));
+  cmd.add_option("--min-p", s.min_p, fmt::format("drop tokens with p < min_p * p_max (0 = off) [default: {}]", engine.min_p))
+      ->check(CLI::Range(0.0f, 1.0f));
+  cmd.add_option("--repeat-penalty", s.repetition_penalty,
+                 "repetition penalty (1 = off)" + def(bundled.repetition_penalty, engine.repetition_penalty))
+      ->check(CLI::PositiveNumber);
+  cmd.add_option("--presence-penalty", s.presence_penalty,
+                 fmt::format("presence penalty (0 = off) [default: {}]", engine.presence_penalty));
+  cmd.add_option("--frequency-penalty", s.frequency_penalty,
+                 fmt::format("frequency penalty (0 = off) [default: {}]", engine.frequency_penalty));
+  cmd.add_option("--repeat-last-n", s.penalty_last_n,
+                 fmt::format("history window for the penalties (-1 = all) [default: {}]", engine.penalty_last_n));
+  cmd.add_option("--seed", s.seed, "random seed (default: a random one, printed with the stats; give it to reproduce a run)");
   cmd.add_flag("--greedy", s.greedy, "greedy decoding (same as --temp 0)");
 }
 
@@ -163,7 +200,14 @@ std::string default_model_dir() {
 }
 
 std::string resolve_model_dir(const CommonOptions& o) {
-  if (!o.model_dir.empty()) return o.model_dir;
+  if (!o.model_dir.empty()) {
+    MCPM_CHECK(fs::exists(o.model_dir), "-m {}: no such folder", o.model_dir);
+    MCPM_CHECK(fs::is_directory(o.model_dir), "-m {}: not a folder (expected a checkpoint folder with config.json)",
+               o.model_dir);
+    MCPM_CHECK(fs::is_regular_file(fs::path(o.model_dir) / "config.json"),
+               "-m {}: not a checkpoint folder (no config.json; expected a Hugging Face MiniCPM4 folder)", o.model_dir);
+    return o.model_dir;
+  }
   const std::string d = default_model_dir();
   MCPM_CHECK(!d.empty(),
              "no model given and the bundled model (models/minicpm4-tiny-chat) was not found; pass -m DIR with a "
@@ -226,7 +270,12 @@ SamplerParams sampler_params(const std::string& model_dir, const SamplingOptions
   if (s.presence_penalty) p.presence_penalty = *s.presence_penalty;
   if (s.frequency_penalty) p.frequency_penalty = *s.frequency_penalty;
   if (s.penalty_last_n) p.penalty_last_n = *s.penalty_last_n;
-  if (s.seed) p.seed = *s.seed;
+  if (s.seed) {
+    p.seed = *s.seed;
+  } else {
+    std::random_device rd;  // a different sample every run unless --seed is given
+    p.seed = (uint64_t(rd()) << 32 | rd()) & ((uint64_t(1) << 53) - 1);  // exact as a JSON number
+  }
   if (s.greedy) p.temperature = 0.0f;
   return p;
 }

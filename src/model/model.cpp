@@ -7,6 +7,7 @@
 #include <cstring>
 #include <set>
 
+#include "core/checked.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/mapped_file.h"
@@ -102,8 +103,12 @@ std::unique_ptr<Model> Model::load(const std::string& dir, Backend& backend, con
   m->backend_ = &backend;
   m->options_ = options;
   LoadOptions& o = m->options_;
-  if (o.n_ctx <= 0) o.n_ctx = std::min<int64_t>(spec.max_position, 4096);
-  MCPM_CHECK(o.n_ctx >= 1, "--ctx must be at least 1");
+  MCPM_CHECK(o.n_ctx >= 0, "--ctx {} is negative (0 = the default, min(max_position_embeddings, 4096))", o.n_ctx);
+  if (o.n_ctx == 0) o.n_ctx = std::min<int64_t>(spec.max_position, 4096);
+  // Positions are int32 (RoPE tables, cache rows); the KV cache must be addressable too.
+  check_range(o.n_ctx, 1, int64_t(INT32_MAX) - 64, "--ctx", "context size");
+  MCPM_CHECK(o.max_batch >= 1, "--batch {} must be at least 1", o.max_batch);
+  MCPM_CHECK(o.max_logit_rows >= 1, "max_logit_rows {} must be at least 1", o.max_logit_rows);
   MCPM_CHECK(o.kv_dtype == DType::BF16 || o.kv_dtype == DType::F32, "KV cache dtype must be bf16 or f32");
   MCPM_CHECK(o.n_seq >= 1 && o.n_seq <= 4096, "the number of sequences (KV slots) must be 1..4096, got {}", o.n_seq);
   o.max_batch = std::max<int64_t>(1, std::min(o.max_batch, o.n_ctx));
@@ -182,9 +187,10 @@ std::unique_ptr<Model> Model::load(const std::string& dir, Backend& backend, con
     }
   }
   const int64_t B = o.max_batch, H = spec.hidden, L = spec.n_layers, d = spec.head_dim, half = d / 2;
-  const size_t r_cos = plan.add("rope_cos", "rope", size_t(o.n_ctx * half) * 4);
+  const size_t r_cos = plan.add("rope_cos", "rope", checked_bytes(checked_product({o.n_ctx, half}, "--ctx", "RoPE table"), 4, "--ctx", "RoPE table bytes"));
   const size_t r_sin = plan.add("rope_sin", "rope", size_t(o.n_ctx * half) * 4);
-  const size_t kv_bytes = size_t(o.n_seq * L * spec.n_kv_heads * o.n_ctx * d) * dtype_size(o.kv_dtype);
+  const size_t kv_bytes = checked_bytes(checked_product({o.n_seq, L, spec.n_kv_heads, o.n_ctx, d}, "--ctx", "KV cache elements"),
+                                        dtype_size(o.kv_dtype), "--ctx", "KV cache bytes");
   const size_t r_k = plan.add("k_cache", "kv", kv_bytes);
   const size_t r_v = plan.add("v_cache", "kv", kv_bytes);
   const size_t r_tok = plan.add("tokens", "scratch", size_t(B) * 4);
