@@ -49,7 +49,8 @@ struct Loaded {
 // Loads backend + model (+ tokenizer unless need_tokenizer is No). need_tokenizer=Yes throws a
 // clear error when the folder has no tokenizer files.
 enum class NeedTokenizer { No, IfPresent, Yes };
-Loaded load(const CommonOptions& o, NeedTokenizer need, int64_t min_ctx = 0, int64_t max_logit_rows = 64);
+// n_seq: KV slots (sequences held at once, e.g. the server's --parallel).
+Loaded load(const CommonOptions& o, NeedTokenizer need, int64_t min_ctx = 0, int64_t max_logit_rows = 64, int64_t n_seq = 1);
 
 // Sampling parameters: generation_config.json defaults (do_sample/temperature/top_p/top_k), then flags.
 SamplerParams sampler_params(const std::string& model_dir, const SamplingOptions& s);

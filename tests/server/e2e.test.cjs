@@ -1,0 +1,302 @@
+// `minicpm serve` end to end: the official `openai` Node client (pinned in package.json) and raw HTTP
+// against the real binary on the bundled model (models/minicpm4-tiny-chat).
+//   MINICPM_BIN=build/bin/minicpm MINICPM_MODEL=models/minicpm4-tiny-chat node --test tests/server/
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const path = require('path');
+const { startServer } = require('./harness.cjs');
+const OpenAIModule = require('openai');
+const OpenAI = OpenAIModule.OpenAI || OpenAIModule.default || OpenAIModule;
+
+const root = path.resolve(__dirname, '..', '..');
+const BIN = process.env.MINICPM_BIN || path.join(root, 'build', 'bin', 'minicpm');
+const MODEL = process.env.MINICPM_MODEL || path.join(root, 'models', 'minicpm4-tiny-chat');
+const CTX = 256;
+
+let srv, client, noEos;
+test.before(async () => {
+  srv = await startServer(BIN, ['-m', MODEL, '--parallel', '4', '--ctx', String(CTX), '-t', '2', '--alias', 'tiny', '-q']);
+  client = new OpenAI({ apiKey: 'none', baseURL: srv.base + '/v1', maxRetries: 0, timeout: 120000 });
+  // logit_bias that bans every end token (config eos ids 2 and 3, and <|im_end|>)
+  const imEnd = (await raw('POST', '/tokenize', { content: '<|im_end|>' })).json.tokens;
+  assert.equal(imEnd.length, 1);
+  noEos = { 2: -100, 3: -100, [imEnd[0]]: -100 };
+});
+test.after(async () => {
+  const code = await srv.stop();
+  assert.equal(code, 0, 'clean exit on SIGTERM');
+});
+
+const msgs = (text) => [{ role: 'user', content: text }];
+const greedy = { model: 'tiny', temperature: 0 };
+
+async function collect(stream) {
+  const chunks = [];
+  for await (const c of stream) chunks.push(c);
+  return chunks;
+}
+async function raw(method, p, body, headers = {}) {
+  const r = await fetch(srv.base + p, {
+    method, headers: { 'Content-Type': 'application/json', ...headers },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await r.text();
+  let json = null;
+  try { json = JSON.parse(text); } catch { /* SSE or text */ }
+  return { status: r.status, text, json, headers: r.headers };
+}
+function assertError(r, status, param) {
+  assert.equal(r.status, status, r.text);
+  assert.ok(r.json && r.json.error, 'error object: ' + r.text);
+  for (const k of ['message', 'type', 'param', 'code']) assert.ok(k in r.json.error, 'error.' + k);
+  if (param !== undefined) assert.equal(r.json.error.param, param);
+}
+async function expectBadRequest(promise, param) {
+  await assert.rejects(promise, (e) => {
+    assert.equal(e.status, 400, String(e));
+    if (param !== undefined) assert.equal(e.param, param);
+    return true;
+  });
+}
+
+test('models and health', async () => {
+  const list = await client.models.list();
+  assert.equal(list.data.length, 1);
+  assert.equal(list.data[0].id, 'tiny');
+  assert.equal(list.data[0].object, 'model');
+  const h = await raw('GET', '/health');
+  assert.deepEqual(h.json, { status: 'ok' });
+});
+
+test('chat completion: wire format and usage', async () => {
+  const r = await client.chat.completions.create({ ...greedy, messages: msgs('Hello, who are you?'), max_tokens: 8 });
+  assert.match(r.id, /^chatcmpl-/);
+  assert.equal(r.object, 'chat.completion');
+  assert.equal(typeof r.created, 'number');
+  assert.equal(r.model, 'tiny');
+  assert.equal(r.choices.length, 1);
+  const c = r.choices[0];
+  assert.equal(c.index, 0);
+  assert.equal(c.message.role, 'assistant');
+  assert.equal(typeof c.message.content, 'string');
+  assert.ok(['stop', 'length'].includes(c.finish_reason));
+  assert.ok(r.usage.completion_tokens <= 8);
+  if (c.finish_reason === 'length') assert.equal(r.usage.completion_tokens, 8);
+  assert.equal(r.usage.total_tokens, r.usage.prompt_tokens + r.usage.completion_tokens);
+  assert.equal(typeof r.usage.prompt_tokens_details.cached_tokens, 'number');
+  // prompt_tokens = the chat template + BOS, as /tokenize counts it.
+  const t = await raw('POST', '/tokenize', {
+    content: '<|im_start|>user\nHello, who are you?<|im_end|>\n<|im_start|>assistant\n', add_special: true,
+  });
+  assert.equal(r.usage.prompt_tokens, t.json.tokens.length);
+  // The same request again reuses the prefix and gives the same text.
+  const r2 = await client.chat.completions.create({ ...greedy, messages: msgs('Hello, who are you?'), max_tokens: 8 });
+  assert.ok(r2.usage.prompt_tokens_details.cached_tokens > 0);
+  assert.equal(r2.choices[0].message.content, c.message.content);
+});
+
+test('streaming: role chunk, one id, one finish chunk, usage, same text as non-stream', async () => {
+  const prompt = msgs('Tell me about the sea, in detail.');
+  const full = await client.chat.completions.create({ ...greedy, messages: prompt, max_tokens: 40 });
+  for (const include of [true, false]) {
+    const chunks = await collect(await client.chat.completions.create({
+      ...greedy, messages: prompt, max_tokens: 40, stream: true, ...(include ? { stream_options: { include_usage: true } } : {}),
+    }));
+    assert.ok(chunks.length >= 3);
+    const ids = new Set(chunks.map((c) => c.id));
+    assert.equal(ids.size, 1, 'one id for all chunks');
+    assert.equal(new Set(chunks.map((c) => c.created)).size, 1);
+    for (const c of chunks) assert.equal(c.object, 'chat.completion.chunk');
+    assert.equal(chunks[0].choices[0].delta.role, 'assistant');
+    assert.equal(chunks.filter((c) => c.choices.some((x) => x.delta && x.delta.role)).length, 1, 'role only first');
+    const finals = chunks.filter((c) => c.choices.some((x) => x.finish_reason !== null));
+    assert.equal(finals.length, 1, 'exactly one finish chunk');
+    assert.deepEqual(finals[0].choices[0].delta, {});
+    assert.equal(finals[0].choices[0].finish_reason, full.choices[0].finish_reason);
+    const text = chunks.map((c) => (c.choices[0] && c.choices[0].delta.content) || '').join('');
+    assert.equal(text, full.choices[0].message.content);
+    assert.ok(!text.includes('\uFFFD'));
+    const usage = chunks.filter((c) => c.usage);
+    if (include) {
+      assert.equal(usage.length, 1);
+      const last = chunks[chunks.length - 1];
+      assert.deepEqual(last.choices, []);
+      assert.equal(last.usage.completion_tokens, full.usage.completion_tokens);
+      assert.equal(last.usage.prompt_tokens, full.usage.prompt_tokens);
+    } else {
+      assert.equal(usage.length, 0);
+    }
+  }
+  // The strict accumulator of the client.
+  const final = await client.chat.completions.stream({ ...greedy, messages: prompt, max_tokens: 40 }).finalChatCompletion();
+  assert.equal(final.choices[0].message.content, full.choices[0].message.content);
+  // Raw SSE framing: data lines, blank-line separated, [DONE] last.
+  const r = await raw('POST', '/v1/chat/completions', { ...greedy, messages: prompt, max_tokens: 5, stream: true });
+  assert.equal(r.status, 200);
+  assert.match(r.headers.get('content-type'), /text\/event-stream/);
+  const events = r.text.split('\n\n').filter((e) => e.length);
+  for (const e of events) assert.match(e, /^data: /);
+  assert.equal(events[events.length - 1], 'data: [DONE]');
+});
+
+test('stop strings: cut before the first occurrence, never leaked, same streamed', async () => {
+  const prompt = msgs('Write a long story about a dragon and a knight.');
+  const full = (await client.chat.completions.create({ ...greedy, messages: prompt, max_tokens: 48 })).choices[0].message.content;
+  assert.ok(full.length > 12, full);
+  for (const off of [2, Math.floor(full.length / 2)]) {
+    const stop = full.slice(off, off + 4);
+    const expect = full.slice(0, full.indexOf(stop));
+    const r = await client.chat.completions.create({ ...greedy, messages: prompt, max_tokens: 48, stop: [stop, 'zzqq'] });
+    assert.equal(r.choices[0].message.content, expect);
+    assert.equal(r.choices[0].finish_reason, 'stop');
+    const chunks = await collect(await client.chat.completions.create({ ...greedy, messages: prompt, max_tokens: 48, stop, stream: true }));
+    assert.equal(chunks.map((c) => (c.choices[0] && c.choices[0].delta.content) || '').join(''), expect);
+  }
+});
+
+test('legacy completions and tokenize round trip', async () => {
+  const r = await client.completions.create({ model: 'tiny', prompt: 'Once upon a time', max_tokens: 6, temperature: 0, logprobs: 2 });
+  assert.match(r.id, /^cmpl-/);
+  assert.equal(r.object, 'text_completion');
+  assert.equal(typeof r.choices[0].text, 'string');
+  assert.equal(r.choices[0].logprobs.tokens.length, r.usage.completion_tokens);
+  assert.equal(r.choices[0].logprobs.top_logprobs[0] && Object.keys(r.choices[0].logprobs.top_logprobs[0]).length, 2);
+  const s = await collect(await client.completions.create({ model: 'tiny', prompt: 'Once upon a time', max_tokens: 6, temperature: 0, stream: true }));
+  assert.equal(s.map((c) => (c.choices[0] && c.choices[0].text) || '').join(''), r.choices[0].text);
+  const text = 'Hello world, 你好, café 🙂';
+  const t = await raw('POST', '/tokenize', { content: text, add_special: true });
+  assert.equal(t.json.tokens[0], 1, 'BOS first');
+  const d = await raw('POST', '/detokenize', { tokens: t.json.tokens.slice(1) });
+  assert.equal(d.json.content, text);
+});
+
+test('logprobs, logit_bias, seed and n', async () => {
+  const prompt = msgs('Name a colour.');
+  const r = await client.chat.completions.create({ ...greedy, messages: prompt, max_tokens: 6, logprobs: true, top_logprobs: 3 });
+  const lp = r.choices[0].logprobs.content;
+  assert.equal(lp.length, r.usage.completion_tokens);
+  for (const e of lp) {
+    assert.ok(e.logprob <= 0);
+    assert.equal(e.top_logprobs.length, 3);
+    assert.equal(e.top_logprobs[0].token, e.token);
+    assert.ok(Array.isArray(e.bytes));
+  }
+  const noLp = await client.chat.completions.create({ ...greedy, messages: prompt, max_tokens: 2 });
+  assert.equal(noLp.choices[0].logprobs, null);
+  // Ban the first greedy token (its id is in the entry, as llama.cpp adds it): the first token changes.
+  assert.equal(typeof lp[0].id, 'number');
+  const b = await client.chat.completions.create({ ...greedy, messages: prompt, max_tokens: 3, logprobs: true,
+    logit_bias: { [lp[0].id]: -100 } });
+  assert.notEqual(b.choices[0].logprobs.content[0].id, lp[0].id);
+  const pieces = (await raw('POST', '/tokenize', { content: 'x y', with_pieces: true })).json.tokens;
+  assert.ok(pieces.length >= 1 && pieces[0].id !== undefined && typeof pieces[0].piece === 'string');
+  // Seeds: reproducible, and different seeds differ.
+  const sample = (seed) => client.chat.completions.create({ model: 'tiny', messages: prompt, max_tokens: 12, temperature: 1.5, seed });
+  const [a1, a2, c1] = await Promise.all([sample(11), sample(11), sample(12)]);
+  assert.equal(a1.choices[0].message.content, a2.choices[0].message.content);
+  assert.notEqual(a1.choices[0].message.content, c1.choices[0].message.content);
+  const n = await client.chat.completions.create({ model: 'tiny', messages: prompt, max_tokens: 12, temperature: 1.5, n: 2, seed: 5 });
+  assert.equal(n.choices.length, 2);
+  assert.deepEqual(n.choices.map((c) => c.index), [0, 1]);
+  assert.notEqual(n.choices[0].message.content, n.choices[1].message.content);
+});
+
+test('errors: 400 with param, before any stream', async () => {
+  const m = msgs('hi');
+  await expectBadRequest(client.chat.completions.create({ model: 'tiny', messages: m, temperature: -1 }), 'temperature');
+  await expectBadRequest(client.chat.completions.create({ model: 'tiny', messages: m, top_p: 1.5 }), 'top_p');
+  await expectBadRequest(client.chat.completions.create({ model: 'tiny', messages: m, logprobs: true, top_logprobs: 21 }), 'top_logprobs');
+  await expectBadRequest(client.chat.completions.create({ model: 'tiny', messages: m, n: 0 }), 'n');
+  await expectBadRequest(client.chat.completions.create({ model: 'tiny', messages: m, n: 5 }), 'n');
+  await expectBadRequest(client.chat.completions.create({ model: 'tiny', messages: m, max_tokens: 0 }), 'max_tokens');
+  await expectBadRequest(client.chat.completions.create({ model: 'tiny', messages: m, max_completion_tokens: -5 }), 'max_completion_tokens');
+  await expectBadRequest(client.chat.completions.create({ model: 'tiny', messages: m, logit_bias: { 5: 200 } }), 'logit_bias');
+  await expectBadRequest(client.chat.completions.create({ model: 'tiny', messages: [] }), 'messages');
+  await expectBadRequest(client.chat.completions.create({ model: 'tiny', messages: [{ role: 'wizard', content: 'x' }] }), 'messages[0].role');
+  // Context overflow: 400 naming both numbers, also with stream:true (no 200 stream).
+  const long = msgs('word '.repeat(400));
+  for (const stream of [false, true]) {
+    await assert.rejects(client.chat.completions.create({ model: 'tiny', messages: long, stream }), (e) => {
+      assert.equal(e.status, 400);
+      assert.equal(e.code, 'context_length_exceeded');
+      assert.match(e.message, new RegExp(`\\b${CTX}\\b`));
+      assert.match(e.message, /the prompt is \d+ tokens/);
+      return true;
+    });
+  }
+  // max_tokens beyond the context: clamped, finish_reason length.
+  const big = await client.chat.completions.create({ ...greedy, messages: m, max_tokens: 1e9, logit_bias: noEos });
+  assert.equal(big.choices[0].finish_reason, 'length');
+  assert.equal(big.usage.prompt_tokens + big.usage.completion_tokens, CTX + 1);
+  // Raw HTTP: what the client cannot send.
+  assertError(await raw('POST', '/v1/chat/completions', '{"messages": ['), 400, null);
+  assertError(await raw('POST', '/v1/chat/completions', '[]'), 400);
+  assertError(await raw('POST', '/v1/chat/completions', '42'), 400);
+  assertError(await raw('POST', '/v1/chat/completions', ''), 400);
+  assertError(await raw('POST', '/v1/chat/completions', { messages: 'str' }), 400, 'messages');
+  assertError(await raw('POST', '/v1/chat/completions', { messages: [123] }), 400, 'messages[0]');
+  assertError(await raw('POST', '/v1/chat/completions', { messages: [{}] }), 400, 'messages[0].role');
+  assertError(await raw('POST', '/v1/chat/completions', { messages: [{ role: 'user', content: 123 }] }), 400, 'messages[0].content');
+  assertError(await raw('POST', '/v1/chat/completions', { messages: m, max_tokens: '8' }), 400, 'max_tokens');
+  assertError(await raw('POST', '/v1/chat/completions', { messages: m, stream_options: { include_usage: true } }), 400, 'stream_options');
+  assertError(await raw('POST', '/v1/chat/completions', '['.repeat(100000)), 400);
+  assertError(await raw('POST', '/v1/chat/completions', 'a=b', { 'Content-Type': 'application/x-www-form-urlencoded' }), 415);
+  assertError(await raw('GET', '/v1/nothing'), 404);
+  const ok = await raw('POST', '/v1/chat/completions', { messages: m, max_tokens: 2, user: 'u', metadata: { a: 1 }, store: false });
+  assert.equal(ok.status, 200, ok.text);
+});
+
+test('concurrent streams equal their solo greedy output', async () => {
+  const prompts = Array.from({ length: 8 }, (_, i) => msgs(`Request ${i}: tell me something about the number ${i * 7}.`));
+  const solo = [];
+  for (const p of prompts) solo.push((await client.chat.completions.create({ ...greedy, messages: p, max_tokens: 24 })).choices[0].message.content);
+  const together = await Promise.all(prompts.map(async (p) => {
+    const chunks = await collect(await client.chat.completions.create({ ...greedy, messages: p, max_tokens: 24, stream: true }));
+    return chunks.map((c) => (c.choices[0] && c.choices[0].delta.content) || '').join('');
+  }));
+  assert.deepEqual(together, solo);
+  const metrics = await raw('GET', '/metrics');
+  assert.match(metrics.text, /^minicpm_requests_total \d+/m);
+  assert.match(metrics.text, /^minicpm_requests_processing 0/m);
+});
+
+test('client disconnect mid-stream frees the slot', async () => {
+  const ac = new AbortController();
+  const stream = await client.chat.completions.create({ ...greedy, messages: msgs('Go on forever.'), max_tokens: 200, stream: true,
+    logit_bias: noEos }, { signal: ac.signal });
+  let n = 0;
+  try {
+    for await (const _ of stream) if (++n === 3) { ac.abort(); break; }
+  } catch (e) { /* the aborted read may throw */ }
+  assert.equal(n, 3);
+  const t0 = Date.now();
+  for (;;) {
+    const m = (await raw('GET', '/metrics')).text;
+    if (/^minicpm_requests_processing 0/m.test(m)) break;
+    assert.ok(Date.now() - t0 < 3000, 'slot still busy after the client left');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+});
+
+test('api key, queue limit (second server)', async () => {
+  const s2 = await startServer(BIN, ['-m', MODEL, '--parallel', '1', '--max-queue', '0', '--ctx', '256', '-t', '1', '--api-key', 'sekret', '-q']);
+  try {
+    const noKey = await fetch(s2.base + '/v1/models');
+    assert.equal(noKey.status, 401);
+    const bad = await fetch(s2.base + '/v1/models', { headers: { Authorization: 'Bearer nope' } });
+    assert.equal(bad.status, 401);
+    assert.equal((await bad.json()).error.type, 'authentication_error');
+    assert.equal((await fetch(s2.base + '/health')).status, 200);
+    const c2 = new OpenAI({ apiKey: 'sekret', baseURL: s2.base + '/v1', maxRetries: 0 });
+    assert.equal((await c2.models.list()).data.length, 1);
+    // One slot, no queue: a second request while the first streams gets 503.
+    const long = await c2.chat.completions.create({ model: 'x', messages: msgs('Talk.'), max_tokens: 150, temperature: 0, stream: true,
+      logit_bias: noEos });
+    const it = long[Symbol.asyncIterator]();
+    await it.next();
+    await assert.rejects(c2.chat.completions.create({ model: 'x', messages: msgs('Hi'), max_tokens: 2 }), (e) => e.status === 503);
+    for (let x = await it.next(); !x.done; x = await it.next()) { /* drain */ }
+  } finally {
+    assert.equal(await s2.stop(), 0);
+  }
+});
