@@ -27,6 +27,7 @@ struct Scheduler::Request {
   double t_submit = 0;
   bool first = true;
   bool finished = false;
+  bool stopped_by_string = false;
   Request(RequestOptions opts, UpdateSink s, const Tokenizer& tok)
       : o(std::move(opts)), sink(std::move(s)), sampler(o.sampling), dec(tok) {}
 };
@@ -135,6 +136,7 @@ void Scheduler::emit_text(Request& r, std::string piece, bool final) {
   if (cut != std::string::npos) {
     r.out.text += r.pending.substr(0, cut);
     r.pending.clear();
+    r.stopped_by_string = true;
     finish(r, FinishReason::Stop);
     return;
   }
@@ -148,7 +150,7 @@ void Scheduler::emit_text(Request& r, std::string piece, bool final) {
 void Scheduler::finish(Request& r, FinishReason why, const std::string& error) {
   if (r.finished) return;
   r.finished = true;
-  if (why != FinishReason::Stop && why != FinishReason::Cancelled && error.empty()) {
+  if (!r.stopped_by_string && why != FinishReason::Cancelled && error.empty()) {
     // Flush the decoder; the flushed tail can still complete a stop string.
     std::string tail = r.dec.flush();
     r.pending += tail;
@@ -195,7 +197,7 @@ void Scheduler::sample_row(Request& r, float* l) {
     ++stats_.ttft_count;
   }
   const bool is_eos = std::find(eos_.begin(), eos_.end(), tok) != eos_.end();
-  if (r.o.stop_on_eos && is_eos && !r.o.constraint) return finish(r, FinishReason::Eos);
+  if (r.o.stop_on_eos && is_eos) return finish(r, FinishReason::Eos);  // a constraint allows eos only at a complete document
   r.generated.push_back(tok);
   r.out.tokens.push_back(tok);
   if (r.o.top_logprobs >= 0) {

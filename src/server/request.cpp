@@ -261,7 +261,8 @@ ParsedRequest parse_request(const std::string& body, Endpoint endpoint, const Re
       const json* sc = field(*js, "schema");
       if (sc && !sc->is_object() && !sc->is_boolean())
         bad("response_format.json_schema.schema", fmt::format("'response_format.json_schema.schema' must be an object, got {}", kind(*sc)));
-      r.schema = sc ? *sc : json::object();
+      // Re-read with key order kept: properties are generated in the order the client wrote them.
+      r.schema_text = sc ? nlohmann::ordered_json::parse(body)["response_format"]["json_schema"]["schema"].dump() : "{}";
     } else if (r.response_format != "text" && r.response_format != "json_object") {
       bad("response_format.type",
           fmt::format("'response_format.type' must be text, json_object or json_schema (got '{}')", r.response_format));

@@ -51,7 +51,7 @@ struct ParsedRequest {
   int top_logprobs = -1;  // -1: no logprobs; chat: top_logprobs when logprobs:true; completion: logprobs N
   bool echo = false;      // completion
   std::string response_format = "text";  // text | json_object | json_schema
-  json schema;            // json_schema.schema
+  std::string schema_text;  // json_schema.schema as written (property order kept)
 };
 
 // Parses JSON text with a nesting-depth limit (400 on malformed JSON, non-object bodies, depth).

@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "core/timer.h"
 #include "model/model.h"
+#include "runtime/json_constraint.h"
 #include "runtime/scheduler.h"
 #include "server/request.h"
 #include "tokenizer/tokenizer.h"
@@ -82,6 +83,8 @@ struct Server::Impl {
   Engine eng;
   std::unique_ptr<TokenBytes> bytes_owned;
   const TokenBytes* bytes = nullptr;
+  std::shared_ptr<const TokenTrie> trie;  // structured output
+  std::vector<int32_t> eos_ids;
   std::string model_id;
   int64_t created = int64_t(std::time(nullptr));
   std::mutex rng_mu;
@@ -169,6 +172,9 @@ void Server::attach(const Engine& e) {
   Impl& m = *impl_;
   m.eng = e;
   m.bytes = &e.scheduler->token_bytes();
+  m.trie = std::make_shared<TokenTrie>(*m.bytes);
+  m.eos_ids = e.model->spec().eos_ids;
+  if (e.tokenizer->eos_id() >= 0) m.eos_ids.push_back(e.tokenizer->eos_id());
   m.model_id = m.opt.alias.empty() ? std::filesystem::path(e.model_dir).filename().string() : m.opt.alias;
   if (m.model_id.empty()) m.model_id = "minicpm";
   m.ready = true;
@@ -334,6 +340,7 @@ void Server::Impl::completion(const httplib::Request& req, httplib::Response& re
   const bool chat = ep == Endpoint::Chat;
   ParsedRequest pr;
   std::vector<int32_t> prompt;
+  std::shared_ptr<const JsonGrammar> grammar;
   const int64_t n_ctx = eng.model->n_ctx();
   try {
     const std::string ct = req.get_header_value("Content-Type");
@@ -343,9 +350,15 @@ void Server::Impl::completion(const httplib::Request& req, httplib::Response& re
     lim.max_n = int(eng.scheduler->n_slots());
     lim.vocab_size = eng.model->spec().vocab_size;
     pr = parse_request(req.body, ep, lim, eng.defaults);
-    if (pr.response_format != "text")
-      throw ApiError(400, fmt::format("response_format '{}' is not supported by this server yet", pr.response_format),
-                     "response_format");
+    if (pr.response_format == "json_object") {
+      grammar = json_object_grammar();
+    } else if (pr.response_format == "json_schema") {
+      try {
+        grammar = compile_json_schema_text(pr.schema_text);
+      } catch (const Error& e) {
+        throw ApiError(400, e.what(), "response_format.json_schema.schema");
+      }
+    }
     try {
       if (chat) prompt = eng.tokenizer->encode_chat(pr.messages, true, true);
       else if (pr.prompt) prompt = eng.tokenizer->encode(*pr.prompt, true);
@@ -378,6 +391,7 @@ void Server::Impl::completion(const httplib::Request& req, httplib::Response& re
       o.stop = pr.stop;
       o.logit_bias = pr.logit_bias;
       o.top_logprobs = pr.top_logprobs;
+      if (grammar) o.constraint = std::make_shared<JsonConstraint>(grammar, trie, eos_ids);
       ids->push_back(eng.scheduler->submit(std::move(o), channel_sink(ch, i)));
     }
   } catch (const QueueFull&) {

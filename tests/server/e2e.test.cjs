@@ -300,3 +300,65 @@ test('api key, queue limit (second server)', async () => {
     assert.equal(await s2.stop(), 0);
   }
 });
+
+test('structured output: json_schema and json_object always parse and validate', async () => {
+  const schema = {
+    type: 'object',
+    properties: {
+      name: { type: 'string', maxLength: 16 },
+      age: { type: 'integer' },
+      colours: { type: 'array', items: { enum: ['red', 'green', 'blue'] }, minItems: 1, maxItems: 3 },
+      pet: { anyOf: [{ type: 'null' }, { type: 'object', properties: { kind: { const: 'cat' } }, required: ['kind'], additionalProperties: false }] },
+      ok: { type: 'boolean' },
+    },
+    required: ['name', 'age', 'colours', 'pet', 'ok'],
+    additionalProperties: false,
+  };
+  const rf = { type: 'json_schema', json_schema: { name: 'person', strict: true, schema } };
+  for (let seed = 0; seed < 4; ++seed) {
+    const r = await client.chat.completions.parse({ model: 'tiny', messages: msgs('Describe a person as JSON.'), temperature: 1.3,
+      seed, max_tokens: 200, response_format: rf });
+    const p = r.choices[0].message.parsed;
+    assert.equal(r.choices[0].finish_reason, 'stop');
+    assert.deepEqual(Object.keys(p), ['name', 'age', 'colours', 'pet', 'ok'], 'schema order');
+    assert.equal(typeof p.name, 'string');
+    assert.ok([...p.name].length <= 16);
+    assert.ok(Number.isInteger(p.age));
+    assert.ok(p.colours.length >= 1 && p.colours.length <= 3 && p.colours.every((c) => ['red', 'green', 'blue'].includes(c)));
+    assert.ok(p.pet === null || (p.pet.kind === 'cat' && Object.keys(p.pet).length === 1));
+    assert.equal(typeof p.ok, 'boolean');
+  }
+  // Streamed: the joined deltas are the same document as the non-streamed reply.
+  const args = { model: 'tiny', messages: msgs('JSON please.'), temperature: 1.0, seed: 9, max_tokens: 200, response_format: rf };
+  const whole = (await client.chat.completions.create(args)).choices[0].message.content;
+  const chunks = await collect(await client.chat.completions.create({ ...args, stream: true }));
+  assert.equal(chunks.map((c) => (c.choices[0] && c.choices[0].delta.content) || '').join(''), whole);
+  JSON.parse(whole);
+  // json_object: any object.
+  for (let seed = 0; seed < 3; ++seed) {
+    const r = await client.chat.completions.create({ model: 'tiny', messages: msgs('An object.'), temperature: 1.0, seed,
+      max_tokens: 300, response_format: { type: 'json_object' } });
+    if (r.choices[0].finish_reason === 'stop') {
+      const v = JSON.parse(r.choices[0].message.content);
+      assert.ok(v !== null && typeof v === 'object' && !Array.isArray(v));
+    }
+  }
+  const c = await client.chat.completions.create({ model: 'tiny', messages: msgs('x'), temperature: 1,
+    response_format: { type: 'json_schema', json_schema: { name: 'c', schema: { const: '42' } } } });
+  assert.equal(c.choices[0].message.content, '"42"');
+  // Too few tokens: 'length', never 'stop' (the client's parse() then refuses it).
+  const short = await client.chat.completions.create({ ...args, max_tokens: 3 });
+  assert.equal(short.choices[0].finish_reason, 'length');
+  // Invalid / unsupported schemas and formats: 400 naming what.
+  const bad = async (response_format, pattern) => {
+    const r = await raw('POST', '/v1/chat/completions', { messages: msgs('x'), response_format });
+    assert.equal(r.status, 400, r.text);
+    assert.match(r.json.error.message, pattern);
+    assert.ok(r.json.error.param.startsWith('response_format'));
+  };
+  await bad({ type: 'json_schema', json_schema: { name: 'x', schema: 123 } }, /must be an object/);
+  await bad({ type: 'json_schema', json_schema: { name: 'x', schema: { type: 'hiccup' } } }, /unknown type 'hiccup'/);
+  await bad({ type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object', properties: { a: { type: 'string', pattern: 'x+' } } } } },
+    /unsupported JSON schema: keyword 'pattern' at #\/properties\/a/);
+  await bad({ type: 'yaml' }, /json_object or json_schema/);
+});
