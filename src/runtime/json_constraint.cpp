@@ -22,6 +22,8 @@ struct GNode {
   std::vector<uint32_t> prop_lit, prop_node;  // object: literal "\"name\"" and value node per property
   std::vector<char> prop_required;
   bool extra = false;                         // object: free keys with any values
+  bool call = false;                          // object written as a python call: name(k=v,k2=v2)
+  uint32_t open_lit = 0;                      // call: literal "name("
   uint32_t items = 0, min_items = 0, max_items = kNone;
   uint32_t min_len = 0, max_len = kNone;      // string (characters)
   std::vector<uint32_t> alts;                 // Literals: literal ids; AnyOf: node ids
@@ -69,6 +71,8 @@ class JsonGrammar {
     nodes[any].alts = {obj, arr, any_string, nn, ll};
   }
   uint32_t compile(const ojson& s, const std::string& path);
+  // Object node from an object schema; call = python-call form (keys "k=", ')' closes).
+  GNode object_node(const ojson& s, const std::string& path, bool call);
 };
 
 namespace {
@@ -188,41 +192,74 @@ uint32_t JsonGrammar::compile(const ojson& s, const std::string& path) {
   if (ty == "object") {
     n.kind = NK::Object;
     const uint32_t id = add(n);
-    std::vector<std::string> required;
-    if (s.contains("required")) {
-      if (!s["required"].is_array()) invalid("'required' must be an array of property names", path);
-      for (const auto& r : s["required"]) {
-        if (!r.is_string()) invalid("'required' must be an array of property names", path);
-        required.push_back(r.get<std::string>());
-      }
-    }
-    bool extra = true;
-    if (s.contains("additionalProperties")) {
-      const ojson& ap = s["additionalProperties"];
-      if (ap.is_boolean()) extra = ap.get<bool>();
-      else if (!(ap.is_object() && ap.empty())) unsupported("'additionalProperties' with a schema", path);
-    }
-    GNode o;
-    o.kind = NK::Object;
-    if (s.contains("properties")) {
-      const ojson& props = s["properties"];
-      if (!props.is_object()) invalid("'properties' must be an object", path);
-      for (auto it = props.begin(); it != props.end(); ++it) {
-        o.prop_lit.push_back(lit(ojson(it.key()).dump()));
-        o.prop_node.push_back(compile(it.value(), path + "/properties/" + it.key()));
-        o.prop_required.push_back(std::find(required.begin(), required.end(), it.key()) != required.end());
-      }
-    }
-    for (const auto& r : required)
-      if (!s.contains("properties") || !s["properties"].contains(r))
-        invalid(fmt::format("required property '{}' is not in 'properties'", r), path);
-    // Extra keys are only generated for objects without declared properties (json_object, {"type":"object"}):
-    // with properties, the output is valid either way and stays within what the schema describes.
-    o.extra = extra && o.prop_lit.empty();
+    GNode o = object_node(s, path, false);
     nodes[id] = o;
     return id;
   }
   invalid(fmt::format("unknown type '{}'", ty), path);
+}
+
+GNode JsonGrammar::object_node(const ojson& s, const std::string& path, bool call) {
+  std::vector<std::string> required;
+  if (s.contains("required")) {
+    if (!s["required"].is_array()) invalid("'required' must be an array of property names", path);
+    for (const auto& r : s["required"]) {
+      if (!r.is_string()) invalid("'required' must be an array of property names", path);
+      required.push_back(r.get<std::string>());
+    }
+  }
+  bool extra = true;
+  if (s.contains("additionalProperties")) {
+    const ojson& ap = s["additionalProperties"];
+    if (ap.is_boolean()) extra = ap.get<bool>();
+    else if (!(ap.is_object() && ap.empty())) unsupported("'additionalProperties' with a schema", path);
+  }
+  GNode o;
+  o.kind = NK::Object;
+  o.call = call;
+  if (s.contains("properties")) {
+    const ojson& props = s["properties"];
+    if (!props.is_object()) invalid("'properties' must be an object", path);
+    for (auto it = props.begin(); it != props.end(); ++it) {
+      o.prop_lit.push_back(lit(call ? it.key() + "=" : ojson(it.key()).dump()));
+      o.prop_node.push_back(compile(it.value(), path + "/properties/" + it.key()));
+      o.prop_required.push_back(std::find(required.begin(), required.end(), it.key()) != required.end());
+    }
+  }
+  for (const auto& r : required)
+    if (!s.contains("properties") || !s["properties"].contains(r))
+      invalid(fmt::format("required property '{}' is not in 'properties'", r), path);
+  // Extra keys are only generated for objects without declared properties (json_object, {"type":"object"}):
+  // with properties, the output is valid either way and stays within what the schema describes.
+  o.extra = !call && extra && o.prop_lit.empty();
+  return o;
+}
+
+std::shared_ptr<const JsonGrammar> compile_tool_call_grammar(const std::vector<std::pair<std::string, std::string>>& tools) {
+  MCPM_CHECK(!tools.empty(), "compile_tool_call_grammar: no tools");
+  auto g = std::make_shared<JsonGrammar>();
+  g->add_any();
+  GNode alts;
+  alts.kind = NK::AnyOf;
+  const uint32_t root = g->add(alts);
+  std::vector<uint32_t> ids;
+  for (const auto& [name, params] : tools) {
+    ojson p;
+    try {
+      p = params.empty() ? ojson::object() : ojson::parse(params);
+    } catch (const ojson::exception& e) {
+      throw Error(fmt::format("invalid JSON schema: not JSON ({})", e.what()));
+    }
+    if (!p.is_object()) invalid("function parameters must be an object schema", "#/" + name);
+    const uint32_t id = g->add({});
+    GNode o = g->object_node(p, "#/" + name, true);
+    o.open_lit = g->lit(name + "(");
+    g->nodes[id] = o;
+    ids.push_back(id);
+  }
+  g->nodes[root].alts = ids;
+  g->root = root;
+  return g;
 }
 
 std::shared_ptr<const JsonGrammar> compile_json_schema(const json& schema) {
@@ -333,14 +370,20 @@ struct Stepper {
               out.push_back(t);
             }
             return;
-          case NK::Object:
-            if (c == '{') {
-              Frame x;
-              x.kind = F_OBJ;
-              x.node = node;
+          case NK::Object: {
+            Frame x;
+            x.kind = F_OBJ;
+            x.node = node;
+            if (n.call) {  // name( ... ): match the opening literal, then keys
+              Frame l;
+              l.kind = F_LIT;
+              l.node = n.open_lit;
+              if (s.push(x) && s.push(l)) step(s, c, out);
+            } else if (c == '{') {
               if (s.push(x)) out.push_back(s);
             }
             return;
+          }
           case NK::Array:
             if (c == '[') {
               Frame x;
@@ -497,10 +540,24 @@ struct Stepper {
         switch (f.phase) {
           case 0:
           case 5: {
-            if (c == '}') {
+            const char close = o.call ? ')' : '}';
+            if (c == uint8_t(close)) {
               if (f.phase == 0 && first_required(o, f.a) == np) {
                 --s.n;
                 out.push_back(s);
+              }
+              return;
+            }
+            if (o.call) {  // key literal "k=" then the value
+              const uint32_t last = std::min(first_required(o, f.a), np == 0 ? 0 : np - 1);
+              for (uint32_t i = f.a; i < np && i <= last; ++i) {
+                Stack t = s;
+                Frame& tf = t.top();
+                tf.a = i + 1, tf.phase = 4, tf.flags = 0;
+                Frame k;
+                k.kind = F_LIT;
+                k.node = o.prop_lit[i];
+                if (t.push(value_frame(o.prop_node[i])) && t.push(k)) step(t, c, out);
               }
               return;
             }
@@ -536,7 +593,7 @@ struct Stepper {
                 f.phase = 5;
                 out.push_back(s);
               }
-            } else if (c == '}') {
+            } else if (c == uint8_t(o.call ? ')' : '}')) {
               if (first_required(o, f.a) == np) {
                 --s.n;
                 out.push_back(s);

@@ -63,6 +63,9 @@ class TokenTrie {
 std::shared_ptr<const JsonGrammar> compile_json_schema_text(const std::string& schema);
 // Same from a parsed value (nlohmann::json sorts keys: properties come in alphabetical order).
 std::shared_ptr<const JsonGrammar> compile_json_schema(const json& schema);
+// One python-style call of one of the tools: name(k=<json>,k2=<json>) with the keys and values of
+// each tool's parameters schema (JSON text; "" = no parameters). Forced tool calls use it.
+std::shared_ptr<const JsonGrammar> compile_tool_call_grammar(const std::vector<std::pair<std::string, std::string>>& tools);
 // Any JSON object (response_format json_object).
 std::shared_ptr<const JsonGrammar> json_object_grammar();
 

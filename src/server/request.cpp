@@ -1,5 +1,6 @@
 #include "server/request.h"
 
+#include <cctype>
 #include <cmath>
 #include <limits>
 
@@ -149,7 +150,34 @@ ParsedRequest parse_request(const std::string& body, Endpoint endpoint, const Re
       auto c = m.find("content");
       const bool has_calls = m.contains("tool_calls") && !m["tool_calls"].is_null();
       if (c == m.end() && !(rs == "assistant" && has_calls)) bad(p + ".content", fmt::format("'{}.content' is required", p));
-      const std::string text = c == m.end() ? "" : content_text(*c, p + ".content", rs == "assistant");
+      std::string text = c == m.end() ? "" : content_text(*c, p + ".content", rs == "assistant");
+      if (rs == "assistant" && has_calls) {
+        const json& tc = m["tool_calls"];
+        if (!tc.is_array()) bad(p + ".tool_calls", fmt::format("'{}.tool_calls' must be an array", p));
+        std::vector<ToolCall> calls;
+        for (size_t k = 0; k < tc.size(); ++k) {
+          const std::string q = fmt::format("{}.tool_calls[{}]", p, k);
+          const json* fn = tc[k].is_object() ? field(tc[k], "function") : nullptr;
+          if (!fn || !fn->is_object()) bad(q + ".function", fmt::format("'{}.function' must be an object", q));
+          const json* name = field(*fn, "name");
+          if (!name || !name->is_string()) bad(q + ".function.name", fmt::format("'{}.function.name' must be a string", q));
+          ToolCall call;
+          call.name = name->get<std::string>();
+          call.arguments = json::object();
+          if (const json* args = field(*fn, "arguments")) {
+            if (!args->is_string()) bad(q + ".function.arguments", fmt::format("'{}.function.arguments' must be a JSON string", q));
+            try {
+              call.arguments = json::parse(args->get<std::string>());
+            } catch (const json::exception&) {
+              bad(q + ".function.arguments", fmt::format("'{}.function.arguments' is not valid JSON", q));
+            }
+            if (!call.arguments.is_object())
+              bad(q + ".function.arguments", fmt::format("'{}.function.arguments' must encode an object", q));
+          }
+          calls.push_back(std::move(call));
+        }
+        text = render_tool_calls(calls) + text;
+      }
       r.messages.push_back({rs, text});
     }
   } else {
@@ -268,8 +296,70 @@ ParsedRequest parse_request(const std::string& body, Endpoint endpoint, const Re
           fmt::format("'response_format.type' must be text, json_object or json_schema (got '{}')", r.response_format));
     }
   }
-  if (const json* tools = field(j, "tools"); tools && !(tools->is_array() && tools->empty()))
-    bad("tools", "'tools' are not supported by this server yet");
+  if (const json* tools = field(j, "tools")) {
+    if (endpoint != Endpoint::Chat) bad("tools", "'tools' are only supported on /v1/chat/completions");
+    if (!tools->is_array()) bad("tools", fmt::format("'tools' must be an array, got {}", kind(*tools)));
+    const nlohmann::ordered_json ordered = tools->empty() ? nlohmann::ordered_json() : nlohmann::ordered_json::parse(body)["tools"];
+    for (size_t i = 0; i < tools->size(); ++i) {
+      const std::string p = fmt::format("tools[{}]", i);
+      const json& t = (*tools)[i];
+      if (!t.is_object()) bad(p, fmt::format("'{}' must be an object", p));
+      const json* type = field(t, "type");
+      if (type && (!type->is_string() || type->get<std::string>() != "function"))
+        bad(p + ".type", fmt::format("'{}.type' must be \"function\"", p));
+      const json* fn = field(t, "function");
+      if (!fn || !fn->is_object()) bad(p + ".function", fmt::format("'{}.function' must be an object", p));
+      const json* name = field(*fn, "name");
+      if (!name || !name->is_string() || name->get<std::string>().empty())
+        bad(p + ".function.name", fmt::format("'{}.function.name' must be a non-empty string", p));
+      ToolSpec spec;
+      spec.name = name->get<std::string>();
+      for (size_t k = 0; k < spec.name.size(); ++k) {
+        const char ch = spec.name[k];
+        if (!(std::isalpha(static_cast<unsigned char>(ch)) || ch == '_' || (k > 0 && (std::isdigit(static_cast<unsigned char>(ch)) || ch == '.'))))
+          bad(p + ".function.name", fmt::format("'{}.function.name' must be a Python identifier (got '{}')", p, spec.name));
+      }
+      for (const auto& other : r.tools)
+        if (other.name == spec.name) bad(p + ".function.name", fmt::format("two tools are named '{}'", spec.name));
+      if (const json* d = field(*fn, "description")) {
+        if (!d->is_string()) bad(p + ".function.description", fmt::format("'{}.function.description' must be a string", p));
+        spec.description = d->get<std::string>();
+      }
+      spec.parameters = json::object();
+      if (const json* params = field(*fn, "parameters")) {
+        if (!params->is_object()) bad(p + ".function.parameters", fmt::format("'{}.function.parameters' must be an object", p));
+        spec.parameters = *params;
+        const auto& op = ordered[i]["function"]["parameters"];
+        spec.parameters_text = op.dump();
+        if (op.contains("properties") && op["properties"].is_object())
+          for (auto it = op["properties"].begin(); it != op["properties"].end(); ++it) spec.params.push_back(it.key());
+      }
+      r.tools.push_back(std::move(spec));
+    }
+  }
+  if (const json* tc = field(j, "tool_choice")) {
+    if (tc->is_string()) {
+      r.tool_choice = tc->get<std::string>();
+      if (r.tool_choice != "none" && r.tool_choice != "auto" && r.tool_choice != "required")
+        bad("tool_choice", fmt::format("'tool_choice' must be none, auto, required or a function (got '{}')", r.tool_choice));
+    } else if (tc->is_object()) {
+      const json* fn = field(*tc, "function");
+      const json* name = fn && fn->is_object() ? field(*fn, "name") : nullptr;
+      if (!name || !name->is_string()) bad("tool_choice", "'tool_choice.function.name' must be a string");
+      r.tool_choice = "function";
+      r.tool_choice_name = name->get<std::string>();
+      bool found = false;
+      for (const auto& t : r.tools) found |= t.name == r.tool_choice_name;
+      if (!found) bad("tool_choice", fmt::format("'tool_choice' names '{}', which is not in 'tools'", r.tool_choice_name));
+    } else {
+      bad("tool_choice", fmt::format("'tool_choice' must be a string or an object, got {}", kind(*tc)));
+    }
+    if (r.tools.empty() && r.tool_choice != "none" && r.tool_choice != "auto")
+      bad("tool_choice", "'tool_choice' needs 'tools'");
+  }
+  if (r.tools.empty()) r.tool_choice = "none";
+  if (r.tool_choice != "none" && r.response_format != "text")
+    bad("response_format", "'response_format' cannot be combined with 'tools'");
   return r;
 }
 

@@ -11,6 +11,7 @@
 
 #include "core/json.h"
 #include "runtime/sampler.h"
+#include "server/tool_calls.h"
 #include "tokenizer/tokenizer.h"
 
 namespace mcpm::server {
@@ -52,6 +53,9 @@ struct ParsedRequest {
   bool echo = false;      // completion
   std::string response_format = "text";  // text | json_object | json_schema
   std::string schema_text;  // json_schema.schema as written (property order kept)
+  std::vector<ToolSpec> tools;
+  std::string tool_choice = "auto";  // none | auto | required | function (tool_choice_name)
+  std::string tool_choice_name;
 };
 
 // Parses JSON text with a nesting-depth limit (400 on malformed JSON, non-object bodies, depth).

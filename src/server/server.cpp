@@ -20,6 +20,7 @@
 #include "runtime/json_constraint.h"
 #include "runtime/scheduler.h"
 #include "server/request.h"
+#include "server/tool_calls.h"
 #include "tokenizer/tokenizer.h"
 
 namespace mcpm::server {
@@ -136,6 +137,11 @@ struct Server::Impl {
     return json{{"tokens", tokens}, {"token_logprobs", tlp}, {"top_logprobs", top}, {"text_offset", off}};
   }
   void metrics(httplib::Response& res);
+  json tool_call_json(const ToolCall& c) {
+    return json{{"id", new_id("call_")},
+                {"type", "function"},
+                {"function", {{"name", c.name}, {"arguments", c.arguments.dump(-1, ' ', false, json::error_handler_t::replace)}}}};
+  }
 };
 
 Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>()) {
@@ -341,6 +347,7 @@ void Server::Impl::completion(const httplib::Request& req, httplib::Response& re
   ParsedRequest pr;
   std::vector<int32_t> prompt;
   std::shared_ptr<const JsonGrammar> grammar;
+  std::string forced_prefix;  // forced tool call: the reply starts with the call block
   const int64_t n_ctx = eng.model->n_ctx();
   try {
     const std::string ct = req.get_header_value("Content-Type");
@@ -359,8 +366,28 @@ void Server::Impl::completion(const httplib::Request& req, httplib::Response& re
         throw ApiError(400, e.what(), "response_format.json_schema.schema");
       }
     }
+    if (chat && pr.tool_choice != "none") {
+      // Tools go into the system turn; a forced call (required / named) starts the reply with the call
+      // block and is constrained to the call syntax of the allowed functions.
+      const std::string tp = render_tools_prompt(pr.tools);
+      if (!pr.messages.empty() && pr.messages[0].role == "system") pr.messages[0].content += tp;
+      else pr.messages.insert(pr.messages.begin(), ChatMessage{"system", tp});
+      if (pr.tool_choice == "required" || pr.tool_choice == "function") {
+        forced_prefix = std::string(kToolCallStart) + "\n```python\n";
+        std::vector<std::pair<std::string, std::string>> allowed;
+        for (const auto& t : pr.tools)
+          if (pr.tool_choice == "required" || t.name == pr.tool_choice_name) allowed.emplace_back(t.name, t.parameters_text);
+        try {
+          grammar = compile_tool_call_grammar(allowed);
+        } catch (const Error& e) {
+          throw ApiError(400, e.what(), "tools");
+        }
+      }
+    }
     try {
-      if (chat) prompt = eng.tokenizer->encode_chat(pr.messages, true, true);
+      if (chat && !forced_prefix.empty())
+        prompt = eng.tokenizer->encode(eng.tokenizer->apply_chat_template(pr.messages, true) + forced_prefix, true);
+      else if (chat) prompt = eng.tokenizer->encode_chat(pr.messages, true, true);
       else if (pr.prompt) prompt = eng.tokenizer->encode(*pr.prompt, true);
       else prompt = pr.prompt_tokens;
     } catch (const Error& e) {
@@ -437,7 +464,19 @@ void Server::Impl::completion(const httplib::Request& req, httplib::Response& re
       n_gen += c.last.n_generated;
       json choice = {{"index", i}, {"finish_reason", finish_name(c.last.finish)}};
       if (chat) {
-        choice["message"] = {{"role", "assistant"}, {"content", c.text}};
+        json message = {{"role", "assistant"}, {"content", c.text}};
+        if (pr.tool_choice != "none") {
+          const ParsedReply reply = parse_reply(forced_prefix + c.text, pr.tools);
+          message["content"] = reply.content;
+          if (!reply.calls.empty()) {
+            json calls = json::array();
+            for (const auto& call : reply.calls) calls.push_back(tool_call_json(call));
+            message["tool_calls"] = calls;
+            if (reply.content.find_first_not_of(" \n\r\t") == std::string::npos) message["content"] = nullptr;
+            if (c.last.finish == FinishReason::Eos || c.last.finish == FinishReason::Stop) choice["finish_reason"] = "tool_calls";
+          }
+        }
+        choice["message"] = message;
         choice["logprobs"] = pr.top_logprobs >= 0 ? chat_logprobs(c.lps) : json(nullptr);
       } else {
         choice["text"] = echo_text + c.text;
@@ -461,12 +500,23 @@ void Server::Impl::completion(const httplib::Request& req, httplib::Response& re
     std::shared_ptr<std::vector<uint64_t>> ids;
     bool started = false, finished = false;
     std::vector<size_t> offsets;
+    std::vector<ToolSpec> tools;            // owned here: the filters point at it
+    std::vector<ToolStreamFilter> filters;  // per choice, when tools are active
+    std::vector<int> n_calls;
     int64_t n_gen = 0, n_cached = 0;
   };
   auto st = std::make_shared<StreamState>();
   st->ch = ch;
   st->ids = ids;
   st->offsets.assign(size_t(pr.n), echo_text.size());
+  st->n_calls.assign(size_t(pr.n), 0);
+  st->tools = pr.tools;
+  if (pr.tool_choice != "none")
+    for (int i = 0; i < pr.n; ++i) {
+      st->filters.emplace_back(st->tools);
+      std::vector<ToolCall> none;
+      st->filters.back().push(forced_prefix, none);
+    }
   const std::string chunk_object = chat ? "chat.completion.chunk" : "text_completion";
   auto chunk = [=, this](json choices) {
     return json{{"id", id}, {"object", chunk_object}, {"created", created_at}, {"model", model_id},
@@ -520,6 +570,11 @@ void Server::Impl::completion(const httplib::Request& req, httplib::Response& re
             sink.done();
             return true;
           }
+          std::vector<ToolCall> calls;
+          if (!st->filters.empty()) {
+            u.text = st->filters[size_t(i)].push(u.text, calls);
+            if (u.done) u.text += st->filters[size_t(i)].finish(calls);
+          }
           if (!u.text.empty() || (!u.logprobs.empty() && pr.top_logprobs >= 0)) {
             json c = {{"index", i}, {"finish_reason", nullptr}};
             if (chat) {
@@ -532,10 +587,25 @@ void Server::Impl::completion(const httplib::Request& req, httplib::Response& re
             for (const auto& l : u.logprobs) st->offsets[size_t(i)] += bytes->bytes[size_t(l.id)].size();
             if (!write_event(chunk(json::array({c})))) return fail();
           }
+          for (const auto& call : calls) {
+            const int k = st->n_calls[size_t(i)]++;
+            json first = tool_call_json(call);
+            const std::string args = first["function"]["arguments"];
+            first["index"] = k;
+            first["function"]["arguments"] = "";
+            json d1 = {{"index", i}, {"delta", {{"tool_calls", json::array({first})}}}, {"logprobs", nullptr}, {"finish_reason", nullptr}};
+            json d2 = {{"index", i},
+                       {"delta", {{"tool_calls", json::array({{{"index", k}, {"function", {{"arguments", args}}}}})}}},
+                       {"logprobs", nullptr},
+                       {"finish_reason", nullptr}};
+            if (!write_event(chunk(json::array({d1}))) || !write_event(chunk(json::array({d2})))) return fail();
+          }
           if (u.done) {
             st->n_gen += u.n_generated;
             if (i == 0) st->n_cached = u.n_cached;
-            json c = {{"index", i}, {"logprobs", nullptr}, {"finish_reason", finish_name(u.finish)}};
+            const bool natural = u.finish == FinishReason::Eos || u.finish == FinishReason::Stop;
+            json c = {{"index", i}, {"logprobs", nullptr},
+                      {"finish_reason", st->n_calls[size_t(i)] > 0 && natural ? "tool_calls" : finish_name(u.finish)}};
             if (chat) c["delta"] = json::object();
             else c["text"] = "";
             if (!write_event(chunk(json::array({c})))) return fail();

@@ -11,7 +11,7 @@ const OpenAI = OpenAIModule.OpenAI || OpenAIModule.default || OpenAIModule;
 const root = path.resolve(__dirname, '..', '..');
 const BIN = process.env.MINICPM_BIN || path.join(root, 'build', 'bin', 'minicpm');
 const MODEL = process.env.MINICPM_MODEL || path.join(root, 'models', 'minicpm4-tiny-chat');
-const CTX = 256;
+const CTX = 1024;
 
 let srv, client, noEos;
 test.before(async () => {
@@ -214,7 +214,7 @@ test('errors: 400 with param, before any stream', async () => {
   await expectBadRequest(client.chat.completions.create({ model: 'tiny', messages: [] }), 'messages');
   await expectBadRequest(client.chat.completions.create({ model: 'tiny', messages: [{ role: 'wizard', content: 'x' }] }), 'messages[0].role');
   // Context overflow: 400 naming both numbers, also with stream:true (no 200 stream).
-  const long = msgs('word '.repeat(400));
+  const long = msgs('word '.repeat(1500));
   for (const stream of [false, true]) {
     await assert.rejects(client.chat.completions.create({ model: 'tiny', messages: long, stream }), (e) => {
       assert.equal(e.status, 400);
@@ -361,4 +361,72 @@ test('structured output: json_schema and json_object always parse and validate',
   await bad({ type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object', properties: { a: { type: 'string', pattern: 'x+' } } } } },
     /unsupported JSON schema: keyword 'pattern' at #\/properties\/a/);
   await bad({ type: 'yaml' }, /json_object or json_schema/);
+});
+
+test('tools: forced calls parse into tool_calls, streamed deltas, follow-up turn, errors', async () => {
+  const tools = [
+    { type: 'function', function: { name: 'get_weather', description: 'Weather for a city.',
+      parameters: { type: 'object', properties: { location: { type: 'string', maxLength: 20 }, unit: { enum: ['c', 'f'] } },
+        required: ['location'] } } },
+    { type: 'function', function: { name: 'add', description: 'Add numbers.',
+      parameters: { type: 'object', properties: { a: { type: 'integer' }, b: { type: 'integer' } }, required: ['a', 'b'] } } },
+  ];
+  const m = msgs('What is the weather in Paris?');
+  const named = await client.chat.completions.create({ model: 'tiny', messages: m, tools, temperature: 0.8, seed: 1, max_tokens: 60,
+    tool_choice: { type: 'function', function: { name: 'get_weather' } } });
+  const c = named.choices[0];
+  assert.equal(c.finish_reason, 'tool_calls');
+  assert.equal(c.message.content, null);
+  assert.equal(c.message.tool_calls.length, 1);
+  const call = c.message.tool_calls[0];
+  assert.match(call.id, /^call_/);
+  assert.equal(call.type, 'function');
+  assert.equal(call.function.name, 'get_weather');
+  const a = JSON.parse(call.function.arguments);
+  assert.equal(typeof a.location, 'string');
+  assert.ok(a.unit === undefined || ['c', 'f'].includes(a.unit));
+  // required: one call of one of the tools.
+  for (let seed = 0; seed < 3; ++seed) {
+    const r = await client.chat.completions.create({ model: 'tiny', messages: m, tools, tool_choice: 'required', temperature: 1, seed, max_tokens: 60 });
+    assert.equal(r.choices[0].finish_reason, 'tool_calls');
+    const tc = r.choices[0].message.tool_calls;
+    assert.equal(tc.length, 1);
+    const args = JSON.parse(tc[0].function.arguments);
+    if (tc[0].function.name === 'add') assert.ok(Number.isInteger(args.a) && Number.isInteger(args.b));
+    else assert.equal(typeof args.location, 'string');
+  }
+  // Streamed: id/type/name in the first delta, argument fragments join to the same JSON, nothing leaks.
+  const args = { model: 'tiny', messages: m, tools, temperature: 0.8, seed: 1, max_tokens: 60,
+    tool_choice: { type: 'function', function: { name: 'get_weather' } } };
+  const chunks = await collect(await client.chat.completions.create({ ...args, stream: true }));
+  const deltas = chunks.flatMap((ch) => (ch.choices[0] && ch.choices[0].delta.tool_calls) || []);
+  assert.ok(deltas.length >= 1);
+  assert.match(deltas[0].id, /^call_/);
+  assert.equal(deltas[0].type, 'function');
+  assert.equal(deltas[0].function.name, 'get_weather');
+  assert.equal(deltas.map((d) => d.function.arguments || '').join(''), call.function.arguments);
+  const content = chunks.map((ch) => (ch.choices[0] && ch.choices[0].delta.content) || '').join('');
+  assert.ok(!content.includes('<|'), content);
+  assert.equal(chunks.filter((ch) => ch.choices[0] && ch.choices[0].finish_reason).map((ch) => ch.choices[0].finish_reason).join(), 'tool_calls');
+  const final = await client.chat.completions.stream(args).finalChatCompletion();
+  assert.equal(final.choices[0].message.tool_calls[0].function.name, 'get_weather');
+  // auto: whatever the tiny model writes, no marker reaches content; none: no calls at all.
+  for (const tool_choice of ['auto', 'none']) {
+    const r = await client.chat.completions.create({ model: 'tiny', messages: m, tools, tool_choice, temperature: 0, max_tokens: 30 });
+    assert.ok(!(r.choices[0].message.content || '').includes('<|tool_call_start|>'));
+    if (tool_choice === 'none') assert.equal(r.choices[0].message.tool_calls, undefined);
+  }
+  // Follow-up turn with the call and its result.
+  const follow = await client.chat.completions.create({ model: 'tiny', tools, temperature: 0, max_tokens: 16, messages: [
+    ...m, { role: 'assistant', content: null, tool_calls: [call] },
+    { role: 'tool', tool_call_id: call.id, content: '{"temperature": 21}' }] });
+  assert.equal(follow.choices[0].message.role, 'assistant');
+  assert.ok(['stop', 'length', 'tool_calls'].includes(follow.choices[0].finish_reason));
+  // Errors.
+  await expectBadRequest(client.chat.completions.create({ model: 'tiny', messages: m, tools,
+    tool_choice: { type: 'function', function: { name: 'nope' } } }), 'tool_choice');
+  assertError(await raw('POST', '/v1/chat/completions', { messages: m, tools: 'x' }), 400, 'tools');
+  assertError(await raw('POST', '/v1/chat/completions', { messages: m, tools: [{ type: 'function', function: { name: 'bad name' } }] }),
+    400, 'tools[0].function.name');
+  assertError(await raw('POST', '/v1/chat/completions', { messages: m, tool_choice: 'required' }), 400, 'tool_choice');
 });
