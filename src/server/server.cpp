@@ -25,6 +25,8 @@
 
 namespace mcpm::server {
 
+extern const char* const kWebPage;  // web/index.html (generated web_page.cpp)
+
 namespace {
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
@@ -193,6 +195,7 @@ void Server::set_load_error(const std::string& message) {
 
 void Server::Impl::routes() {
   http.set_payload_max_length(opt.max_body_bytes);
+  http.set_tcp_nodelay(true);  // one SSE event per token: no Nagle delay
   http.set_read_timeout(opt.read_timeout_s, 0);
   http.set_write_timeout(opt.read_timeout_s * 3, 0);
   http.set_keep_alive_timeout(opt.idle_timeout_s);
@@ -310,6 +313,10 @@ void Server::Impl::routes() {
     } catch (const ApiError& e) {
       send_error(res, e);
     }
+  });
+  http.Get("/", [](const httplib::Request&, httplib::Response& res) {
+    res.set_header("Cache-Control", "no-cache");
+    res.set_content(kWebPage, "text/html; charset=utf-8");
   });
   http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) { metrics(res); });
 }
