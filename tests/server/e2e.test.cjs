@@ -279,7 +279,7 @@ test('client disconnect mid-stream frees the slot', async () => {
 });
 
 test('api key, queue limit (second server)', async () => {
-  const s2 = await startServer(BIN, ['-m', MODEL, '--parallel', '1', '--max-queue', '0', '--ctx', '256', '-t', '1', '--api-key', 'sekret', '-q']);
+  const s2 = await startServer(BIN, ['-m', MODEL, '--parallel', '1', '--max-queue', '0', '--ctx', '1024', '-t', '1', '--api-key', 'sekret', '-q']);
   try {
     const noKey = await fetch(s2.base + '/v1/models');
     assert.equal(noKey.status, 401);
@@ -290,7 +290,7 @@ test('api key, queue limit (second server)', async () => {
     const c2 = new OpenAI({ apiKey: 'sekret', baseURL: s2.base + '/v1', maxRetries: 0 });
     assert.equal((await c2.models.list()).data.length, 1);
     // One slot, no queue: a second request while the first streams gets 503.
-    const long = await c2.chat.completions.create({ model: 'x', messages: msgs('Talk.'), max_tokens: 150, temperature: 0, stream: true,
+    const long = await c2.chat.completions.create({ model: 'x', messages: msgs('Talk.'), max_tokens: 1000, temperature: 0, stream: true,
       logit_bias: noEos });
     const it = long[Symbol.asyncIterator]();
     await it.next();
