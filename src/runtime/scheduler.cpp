@@ -250,6 +250,7 @@ bool Scheduler::step() {
       r = std::move(queue_.front());
       queue_.pop_front();
       stats_.queued = int64_t(queue_.size());
+      ++stats_.active;  // counted at once: submit() sees a taken slot even while this tick runs
     }
     admit(std::move(r));
   }
@@ -333,12 +334,13 @@ bool Scheduler::step() {
       }
       it = active_.erase(it);
       worked = true;
+      std::lock_guard<std::mutex> lock(mu_);
+      --stats_.active;
     } else {
       ++it;
     }
   }
   std::lock_guard<std::mutex> lock(mu_);
-  stats_.active = int64_t(active_.size());
   if (batch.size() > 0) ++stats_.steps, stats_.busy_seconds += now_seconds() - t0;
   return worked;
 }

@@ -294,7 +294,19 @@ test('api key, queue limit (second server)', async () => {
       logit_bias: noEos });
     const it = long[Symbol.asyncIterator]();
     await it.next();
-    await assert.rejects(c2.chat.completions.create({ model: 'x', messages: msgs('Hi'), max_tokens: 2 }), (e) => e.status === 503);
+    // (own socket: the client's connection pool may hold a second request behind the open stream)
+    const second = await new Promise((resolve, reject) => {
+      const req = require('http').request(s2.base + '/v1/chat/completions', { method: 'POST', agent: false,
+        headers: { 'Content-Type': 'application/json', Authorization: 'Bearer sekret' } }, (res) => {
+        let body = '';
+        res.on('data', (d) => { body += d; });
+        res.on('end', () => resolve({ status: res.statusCode, body }));
+      });
+      req.on('error', reject);
+      req.end(JSON.stringify({ messages: msgs('Hi'), max_tokens: 2 }));
+    });
+    assert.equal(second.status, 503, second.body);
+    assert.equal(JSON.parse(second.body).error.type, 'unavailable_error');
     for (let x = await it.next(); !x.done; x = await it.next()) { /* drain */ }
   } finally {
     assert.equal(await s2.stop(), 0);

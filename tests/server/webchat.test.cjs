@@ -45,7 +45,20 @@ test('web chat page streams a reply, stops, keeps the conversation', { skip }, a
       body: JSON.stringify({ messages: [{ role: 'user', content: 'Hello! Tell me about the sea.' }], temperature: 0, top_p: 0.9, max_tokens: 256 }) })).json();
     assert.equal(bubbles[1].text, api.choices[0].message.content);
     if (process.env.MINICPM_SCREENSHOT) await page.screenshot({ path: process.env.MINICPM_SCREENSHOT });
-    // Stop: a long reply is cut by the stop button.
+    // Stop: a long reply is cut by the stop button. (The test bans the end tokens in the page's request
+    // so the tiny model cannot finish before the click.)
+    const imEnd = (await (await fetch(srv.base + '/tokenize', { method: 'POST', body: JSON.stringify({ content: '<|im_end|>' }),
+      headers: { 'Content-Type': 'application/json' } })).json()).tokens[0];
+    await page.setRequestInterception(true);
+    page.on('request', (req) => {
+      if (req.method() === 'POST' && req.url().endsWith('/v1/chat/completions')) {
+        const body = JSON.parse(req.postData());
+        body.logit_bias = { 2: -100, 3: -100, [imEnd]: -100 };
+        req.continue({ postData: JSON.stringify(body) });
+      } else {
+        req.continue();
+      }
+    });
     await page.$eval('#max_tokens', (e) => { e.value = '900'; e.dispatchEvent(new Event('change')); });
     await page.$eval('#temperature', (e) => { e.value = '1.5'; e.dispatchEvent(new Event('change')); });
     await page.type('[data-testid=input]', 'Now write a very long story.');
@@ -57,6 +70,8 @@ test('web chat page streams a reply, stops, keeps the conversation', { skip }, a
     const stopped = await page.$$eval('.msg.assistant .meta', (els) => els[els.length - 1].textContent);
     assert.match(stopped, /stopped/);
     // Kept in the browser: a reload shows the conversation again.
+    await page.setRequestInterception(false);
+    page.removeAllListeners('request');
     await page.reload({ waitUntil: 'load' });
     const after = await page.$$eval('.msg', (els) => els.length);
     assert.equal(after, 4);
