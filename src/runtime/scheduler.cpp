@@ -319,6 +319,10 @@ bool Scheduler::step() {
     r.out.n_prompt = int64_t(r.o.prompt.size());
     r.out.n_cached = r.n_cached;
     r.out.n_generated = int64_t(r.generated.size());
+    if (r.finished) {  // counted as gone before its last update: a client that reads the end sees a free slot
+      std::lock_guard<std::mutex> lock(mu_);
+      --stats_.active;
+    }
     if (r.finished || !r.out.text.empty() || !r.out.tokens.empty()) {
       RequestUpdate u = std::move(r.out);
       r.out = RequestUpdate{};
@@ -334,8 +338,6 @@ bool Scheduler::step() {
       }
       it = active_.erase(it);
       worked = true;
-      std::lock_guard<std::mutex> lock(mu_);
-      --stats_.active;
     } else {
       ++it;
     }
@@ -385,6 +387,8 @@ void Scheduler::stop() {
     slots_[size_t(r->slot)].req = nullptr;
   }
   active_.clear();
+  std::lock_guard<std::mutex> lock(mu_);
+  stats_.active = 0;
 }
 
 }  // namespace mcpm
