@@ -7,7 +7,6 @@
 
 #include <fmt/format.h>
 
-#include "runtime/generator.h"
 #include "runtime/token_bytes.h"
 
 namespace mcpm::server {
@@ -416,6 +415,22 @@ std::optional<std::vector<ToolCall>> parse_python_calls(const std::string& text,
 
 // ---------------------------------------------------------------- stream filter
 
+namespace {
+// Length of the longest suffix of `text` that is a proper prefix of a marker (held back).
+size_t marker_holdback(const std::string& text) {
+  size_t hold = 0;
+  for (const char* m : {kToolCallStart, kThoughtStart}) {
+    const std::string_view mv(m);
+    for (size_t n = std::min(mv.size() - 1, text.size()); n > hold; --n)
+      if (std::string_view(text).substr(text.size() - n) == mv.substr(0, n)) {
+        hold = n;
+        break;
+      }
+  }
+  return hold;
+}
+}  // namespace
+
 std::string ToolStreamFilter::run(bool final, std::vector<ToolCall>& calls) {
   std::string out;
   for (;;) {
@@ -436,7 +451,7 @@ std::string ToolStreamFilter::run(bool final, std::vector<ToolCall>& calls) {
         mode_ = call ? Mode::Call : Mode::Thought;
         continue;
       }
-      const size_t hold = final ? 0 : stop_prefix_holdback(buf_, {kToolCallStart, kThoughtStart});
+      const size_t hold = final ? 0 : marker_holdback(buf_);
       out += buf_.substr(0, buf_.size() - hold);
       buf_.erase(0, buf_.size() - hold);
       return out;
