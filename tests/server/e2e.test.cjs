@@ -260,6 +260,40 @@ test('concurrent streams equal their solo greedy output', async () => {
   assert.match(metrics.text, /^minicpm_requests_processing 0/m);
 });
 
+test('load: 64 concurrent streaming clients, every stream well-formed', async () => {
+  const res = await Promise.all(Array.from({ length: 64 }, async (_, i) => {
+    const r = await raw('POST', '/v1/chat/completions', { messages: msgs(`client ${i}`), max_tokens: 12, temperature: 0.7, seed: i, stream: true });
+    assert.equal(r.status, 200, r.text);
+    const events = r.text.split('\n\n').filter((e) => e.length);
+    assert.equal(events[events.length - 1], 'data: [DONE]');
+    const chunks = events.slice(0, -1).map((e) => JSON.parse(e.slice(6)));
+    assert.equal(new Set(chunks.map((c) => c.id)).size, 1);
+    assert.equal(chunks[0].choices[0].delta.role, 'assistant');
+    assert.equal(chunks.filter((c) => c.choices.some((x) => x.finish_reason)).length, 1);
+    return chunks[0].id;
+  }));
+  assert.equal(new Set(res).size, 64, 'distinct ids');
+});
+
+test('slow-loris sockets do not starve other clients', async () => {
+  const net = require('net');
+  const socks = [];
+  for (let i = 0; i < 40; ++i) {
+    const s = net.connect(srv.port, '127.0.0.1');
+    s.on('error', () => {});
+    s.write('POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n');  // headers never finish
+    socks.push(s);
+  }
+  await new Promise((r) => setTimeout(r, 200));
+  const t0 = Date.now();
+  const h = await raw('GET', '/health');
+  assert.equal(h.status, 200);
+  assert.ok(Date.now() - t0 < 1000, 'health answered while 40 sockets dribble');
+  const c = await client.chat.completions.create({ ...greedy, messages: msgs('still there?'), max_tokens: 4 });
+  assert.ok(c.choices.length === 1);
+  for (const s of socks) s.destroy();
+});
+
 test('client disconnect mid-stream frees the slot', async () => {
   const ac = new AbortController();
   const stream = await client.chat.completions.create({ ...greedy, messages: msgs('Go on forever.'), max_tokens: 200, stream: true,
@@ -276,6 +310,23 @@ test('client disconnect mid-stream frees the slot', async () => {
     assert.ok(Date.now() - t0 < 3000, 'slot still busy after the client left');
     await new Promise((r) => setTimeout(r, 50));
   }
+});
+
+test('SIGTERM ends open streams and exits cleanly', async () => {
+  const s3 = await startServer(BIN, ['-m', MODEL, '--parallel', '2', '--ctx', '1024', '-t', '1', '-q']);
+  const c3 = new OpenAI({ apiKey: 'x', baseURL: s3.base + '/v1', maxRetries: 0 });
+  const streams = await Promise.all([0, 1, 2].map(() => c3.chat.completions.create({ model: 'x', messages: msgs('Talk.'),
+    max_tokens: 900, temperature: 0, stream: true, logit_bias: noEos })));
+  const iters = streams.map((st) => st[Symbol.asyncIterator]());
+  await Promise.all(iters.map((it) => it.next()));
+  const ended = iters.map(async (it) => { try { for (let x = await it.next(); !x.done; x = await it.next()) {} return 'done'; } catch (e) { return 'error'; } });
+  const t0 = Date.now();
+  s3.proc.kill('SIGTERM');
+  const code = await new Promise((r) => s3.proc.on('exit', (c, sig) => r(c ?? sig)));
+  assert.equal(code, 0);
+  assert.ok(Date.now() - t0 < 5000, 'exited within 5 s');
+  const outcomes = await Promise.all(ended);
+  assert.equal(outcomes.length, 3);  // every stream ended (an error event or the end of the stream), none hangs
 });
 
 test('api key, queue limit (second server)', async () => {
