@@ -54,6 +54,7 @@ void run_serve(const ServeArgs& a) {
   so.alias = a.alias;
   so.max_queue = a.max_queue;
   so.max_body_bytes = a.max_body;
+  so.http_threads = a.parallel + a.max_queue + 64;  // every slot and queued request holds one, plus headroom
   if (!a.api_key.empty()) so.api_keys.push_back(a.api_key);
   if (!a.api_key_file.empty()) {
     auto k = read_keys(a.api_key_file);

@@ -26,7 +26,7 @@ struct ServerOptions {
   size_t max_body_bytes = 16u << 20;  // 413 beyond
   int read_timeout_s = 10;           // headers/body of one request
   int idle_timeout_s = 30;           // keep-alive idle connections
-  int http_threads = 0;              // 0 = enough for every slot and queued request
+  int http_threads = 0;              // 0 = max_queue + 64 (serve passes parallel + max_queue + 64)
   int max_queue = 64;
 };
 
