@@ -56,6 +56,7 @@ uint64_t Scheduler::submit(RequestOptions o, UpdateSink sink) {
   auto r = std::make_unique<Request>(std::move(o), std::move(sink), tok_);
   r->t_submit = now_seconds();
   std::lock_guard<std::mutex> lock(mu_);
+  if (stop_) throw QueueFull();  // shutting down: nothing would run it
   if (int64_t(queue_.size()) >= opt_.max_queue + std::max<int64_t>(0, int64_t(slots_.size()) - stats_.active))
     throw QueueFull();
   r->id = next_id_++;

@@ -102,7 +102,7 @@ class Scheduler {
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
 
-  // Queues a request (thread-safe); returns its id. Throws QueueFull, or mcpm::Error for a request
+  // Queues a request (thread-safe); returns its id. Throws QueueFull (also after stop()), or mcpm::Error for a request
   // the model cannot run (empty prompt, prompt >= context, bad token id).
   uint64_t submit(RequestOptions options, UpdateSink sink);
   // Ends a request at the next tick (FinishReason::Cancelled); unknown ids are ignored.
