@@ -14,6 +14,7 @@ namespace {
 struct ChatArgs {
   CommonOptions common;
   SamplingOptions sampling;
+  SpecCliOptions spec;
   std::string system;
   int64_t max_tokens = 512;
 };
@@ -24,6 +25,8 @@ void run_chat(const ChatArgs& a) {
   GenerateOptions go;
   go.max_tokens = a.max_tokens;
   go.sampling = sampler_params(l.model->dir(), a.sampling);
+  const std::unique_ptr<Drafter> drafter = make_drafter(a.spec, l);
+  configure_spec(a.spec, go, drafter.get());
   Generator gen(*l.model, &tok);
   std::vector<ChatMessage> history;
   if (!a.system.empty()) history.push_back({"system", a.system});
@@ -60,6 +63,7 @@ void run_chat(const ChatArgs& a) {
       std::fprintf(stderr, "[%zu tokens, %.1f tok/s, prompt %lld (%lld new), finish: %s]\n", r.tokens.size(),
                    r.decode_seconds > 0 ? double(r.tokens.size()) / r.decode_seconds : 0.0, (long long)r.n_prompt,
                    (long long)r.n_prompt_evaluated, finish_reason_name(r.finish));
+    if (!a.common.quiet) print_spec_stats(a.spec, r);
     if (r.finish == FinishReason::Context)
       std::fprintf(stderr, "the context is full; use /reset or a larger --ctx\n");
   }
@@ -71,6 +75,7 @@ void register_chat(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("chat", "interactive multi-turn chat (stdin/stdout)");
   add_common_options(*cmd, a->common);
   add_sampling_options(*cmd, a->sampling);
+  add_spec_options(*cmd, a->spec);
   cmd->add_option("--system", a->system, "system message");
   cmd->add_option("-n,--max-tokens", a->max_tokens, "most tokens per reply");
   cmd->callback([a] { run_chat(*a); });

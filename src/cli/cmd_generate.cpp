@@ -14,6 +14,7 @@ namespace {
 struct GenerateArgs {
   CommonOptions common;
   SamplingOptions sampling;
+  SpecCliOptions spec;
   std::string prompt, prompt_file, system;
   bool chat = false, json = false, no_bos = false;
   int64_t max_tokens = 256;
@@ -39,6 +40,8 @@ void run_generate(const GenerateArgs& a) {
   GenerateOptions go;
   go.max_tokens = a.max_tokens;
   go.sampling = sampler_params(l.model->dir(), a.sampling);
+  const std::unique_ptr<Drafter> drafter = make_drafter(a.spec, l);
+  configure_spec(a.spec, go, drafter.get());
   go.stop_strings = a.stops;
   Generator gen(*l.model, l.tokenizer.get());
   const GenerateResult r = gen.generate(prompt, go, [](std::string_view s) {
@@ -53,6 +56,7 @@ void run_generate(const GenerateArgs& a) {
                  (long long)r.n_prompt, (long long)r.n_prompt_evaluated,
                  r.prefill_seconds > 0 ? double(r.n_prompt_evaluated) / r.prefill_seconds : 0.0, r.tokens.size(),
                  r.decode_seconds > 0 ? double(r.tokens.size()) / r.decode_seconds : 0.0, finish_reason_name(r.finish));
+  if (!a.common.quiet) print_spec_stats(a.spec, r);
   if (a.json) {
     json j = {{"text", r.text},
               {"tokens", r.tokens},
@@ -60,6 +64,10 @@ void run_generate(const GenerateArgs& a) {
               {"prompt_tokens", r.n_prompt},
               {"prefill_tok_s", r.prefill_seconds > 0 ? double(r.n_prompt_evaluated) / r.prefill_seconds : 0.0},
               {"decode_tok_s", r.decode_seconds > 0 ? double(r.tokens.size()) / r.decode_seconds : 0.0}};
+    if (a.spec.mode != "off")
+      j["spec"] = {{"mode", a.spec.mode},          {"mean_accepted", r.spec.mean_accepted()}, {"steps", r.spec.steps},
+                   {"plain_steps", r.spec.plain_steps}, {"drafted", r.spec.drafted},           {"draft_s", r.spec.draft_seconds},
+                   {"verify_s", r.spec.verify_seconds}};
     std::printf("%s\n", j.dump(-1, ' ', false, json::error_handler_t::replace).c_str());
   }
 }
@@ -70,6 +78,7 @@ void register_generate(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("generate", "generate text from a prompt (argument, -p, -f FILE or stdin)");
   add_common_options(*cmd, a->common);
   add_sampling_options(*cmd, a->sampling);
+  add_spec_options(*cmd, a->spec);
   cmd->add_option("prompt", a->prompt, "prompt text");
   cmd->add_option("-p,--prompt", a->prompt, "prompt text");
   cmd->add_option("-f,--file", a->prompt_file, "read the prompt from a file");

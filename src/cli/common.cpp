@@ -7,6 +7,9 @@
 #include "core/error.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "runtime/eagle_drafter.h"
+#include "runtime/fr_vocab.h"
+#include "runtime/ngram_drafter.h"
 
 namespace fs = std::filesystem;
 
@@ -42,6 +45,99 @@ void add_sampling_options(CLI::App& cmd, SamplingOptions& s) {
   cmd.add_option("--repeat-last-n", s.penalty_last_n, "history window for the penalties (-1 = all)");
   cmd.add_option("--seed", s.seed, "random seed");
   cmd.add_flag("--greedy", s.greedy, "greedy decoding (same as --temp 0)");
+}
+
+void add_spec_options(CLI::App& cmd, SpecCliOptions& s) {
+  cmd.add_option("--spec", s.mode,
+                 "speculative decoding: off, ngram (prompt lookup, no draft model) or eagle (EAGLE-2 draft head, --draft); "
+                 "the output is the same as without it")
+      ->check(CLI::IsMember({"off", "ngram", "eagle"}))
+      ->capture_default_str();
+  cmd.add_option("--draft", s.draft_dir, "EAGLE draft head folder (with --spec eagle)");
+  cmd.add_option("--spec-tree", s.tree,
+                 "tokens verified per step, root included (0 = chosen each step from the measured verification cost)")
+      ->capture_default_str();
+  cmd.add_option("--spec-depth", s.depth, "deepest drafted token (0 = the drafter's default: ngram 10)")->capture_default_str();
+  cmd.add_option("--spec-topk", s.topk, "children expanded per draft node (EAGLE; 0 = default)")->capture_default_str();
+  cmd.add_option("--spec-ngram", s.ngram_max, "longest n-gram looked up by --spec ngram")->capture_default_str();
+  cmd.add_option("--fr-vocab", s.fr_vocab,
+                 "FR-Spec draft vocabulary (freq_N.pt or .txt); default: the draft folder's freq_*.pt (the largest N <= "
+                 "16384, else the smallest); none = the full vocabulary");
+}
+
+namespace {
+// The FR-Spec file of a draft folder: freq_{N}.pt / .txt, preferring the largest N <= 16384.
+std::string default_fr_file(const std::string& dir) {
+  std::string best;
+  long best_n = 0;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string n = e.path().filename().string();
+    long size = 0;
+    if (n.rfind("freq_", 0) != 0 || !(n.ends_with(".pt") || n.ends_with(".txt"))) continue;
+    try {
+      size = std::stol(n.substr(5));
+    } catch (...) {
+      continue;
+    }
+    const bool better = best.empty() || (size <= 16384 ? (best_n > 16384 || size > best_n) : (best_n > 16384 && size < best_n));
+    if (better) best = e.path().string(), best_n = size;
+  }
+  return best;
+}
+}  // namespace
+
+std::unique_ptr<Drafter> make_drafter(const SpecCliOptions& s, Loaded& l) {
+  if (s.mode == "off") {
+    MCPM_CHECK(s.draft_dir.empty(), "--draft is given but --spec is off (add --spec eagle)");
+    return nullptr;
+  }
+  MCPM_CHECK(l.backend->supports_row_invariant() && l.backend->supports_tree_attention(),
+             "--spec {}: the {} backend has no batch-invariant verification kernels yet (use --device cpu or --spec off)",
+             s.mode, l.backend->describe());
+  MCPM_CHECK(s.tree >= 0 && s.tree <= DraftTree::kMaxNodes, "--spec-tree must be in 0..{} (got {})", DraftTree::kMaxNodes,
+             s.tree);
+  MCPM_CHECK(s.tree <= l.model->options().max_batch, "--spec-tree {} exceeds --batch {}", s.tree, l.model->options().max_batch);
+  if (s.mode == "ngram") {
+    MCPM_CHECK(s.draft_dir.empty(), "--draft is for --spec eagle; prompt lookup (--spec ngram) needs no draft model");
+    NgramParams p;
+    p.max_n = s.ngram_max;
+    p.min_n = std::min(s.ngram_min, s.ngram_max);
+    return std::make_unique<NgramDrafter>(p);
+  }
+  MCPM_CHECK(!s.draft_dir.empty(), "--spec eagle needs --draft DIR (an EAGLE draft head folder)");
+  MCPM_CHECK(fs::is_directory(s.draft_dir), "--draft {}: no such folder", s.draft_dir);
+  Model& target = *l.model;
+  LoadOptions lo = target.options();
+  lo.n_ctx = target.n_ctx() + DraftTree::kMaxNodes;  // tree rows run past the target's last position
+  lo.n_seq = 1;
+  lo.max_batch = std::max<int64_t>(64, std::min<int64_t>(lo.max_batch, 512));
+  lo.max_logit_rows = 64;
+  lo.sparse = SparseMode::Off;
+  lo.progress = LoadProgress::Off;
+  lo.draft_of = &target;
+  const std::string fr = s.fr_vocab.empty() ? default_fr_file(s.draft_dir) : s.fr_vocab == "none" ? "" : s.fr_vocab;
+  std::vector<int32_t> required = target.spec().eos_ids;
+  if (l.tokenizer) required.push_back(l.tokenizer->eos_id());
+  if (!fr.empty()) lo.draft_vocab = load_fr_vocab(fr, target.spec().vocab_size, required);
+  l.draft = Model::load(s.draft_dir, *l.backend, lo);
+  MCPM_LOG_INFO("EAGLE draft {}: {} layer(s), {}", s.draft_dir, l.draft->spec().n_layers,
+                fr.empty() ? std::string("full vocabulary head") : fmt::format("FR-Spec head of {} tokens ({})", lo.draft_vocab.size(), fr));
+  EagleParams p;
+  if (s.topk > 0) p.topk = s.topk;
+  if (s.depth > 0) p.depth = s.depth;
+  return std::make_unique<EagleDrafter>(target, *l.draft, p);
+}
+
+void configure_spec(const SpecCliOptions& s, GenerateOptions& go, Drafter* d) {
+  go.drafter = d;
+  go.spec = SpecLimits{s.tree, s.depth, s.topk};
+}
+
+void print_spec_stats(const SpecCliOptions& s, const GenerateResult& r) {
+  if (s.mode == "off") return;
+  std::fprintf(stderr, "[spec %s: mean accepted length %.2f over %lld verify steps (+%lld plain), %lld drafted, draft %.3f s, verify %.3f s]\n",
+               s.mode.c_str(), r.spec.mean_accepted(), (long long)r.spec.steps, (long long)r.spec.plain_steps,
+               (long long)r.spec.drafted, r.spec.draft_seconds, r.spec.verify_seconds);
 }
 
 void set_verbosity(const CommonOptions& o) {

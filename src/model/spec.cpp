@@ -6,7 +6,10 @@
 
 namespace mcpm {
 
-float ModelSpec::residual_scale() const { return float(scale_depth / std::sqrt(double(n_layers))); }
+float ModelSpec::residual_scale() const {
+  const int64_t denom = eagle && eagle->residual_layers > 0 ? eagle->residual_layers : n_layers;
+  return float(scale_depth / std::sqrt(double(denom)));
+}
 float ModelSpec::logit_scale() const { return float(dim_model_base / double(hidden)); }
 
 int64_t ModelSpec::n_params() const {
@@ -135,7 +138,8 @@ ModelSpec ModelSpec::from_json(const json& config, const std::string& where, con
 
 json ModelSpec::to_json() const {
   json j;
-  j["architectures"] = {"MiniCPMForCausalLM"};
+  j["architectures"] = {eagle ? "MiniCPMEagle" : "MiniCPMForCausalLM"};
+  if (eagle && eagle->residual_layers > 0) j["mup_denominator"] = eagle->residual_layers;
   j["model_type"] = model_type;
   j["vocab_size"] = vocab_size;
   j["hidden_size"] = hidden;
