@@ -215,7 +215,7 @@ std::string resolve_model_dir(const CommonOptions& o) {
   return d;
 }
 
-Loaded load(const CommonOptions& o, NeedTokenizer need, int64_t min_ctx, int64_t max_logit_rows) {
+Loaded load(const CommonOptions& o, NeedTokenizer need, int64_t min_ctx, int64_t max_logit_rows, int64_t n_seq) {
   set_verbosity(o);
   const std::string dir = resolve_model_dir(o);
   Loaded l;
@@ -237,6 +237,7 @@ Loaded load(const CommonOptions& o, NeedTokenizer need, int64_t min_ctx, int64_t
   lo.n_ctx = std::max(o.ctx, min_ctx);
   lo.max_batch = o.batch;
   lo.max_logit_rows = max_logit_rows;
+  lo.n_seq = n_seq;
   lo.kv_dtype = o.kv_type == "f32" ? DType::F32 : DType::BF16;
   lo.sparse = parse_sparse_mode(o.sparse);
   lo.mmap_weights = !o.no_mmap;

@@ -62,7 +62,8 @@ struct Loaded {
 // Loads backend + model (+ tokenizer unless need_tokenizer is No). need_tokenizer=Yes throws a
 // clear error when the folder has no tokenizer files.
 enum class NeedTokenizer { No, IfPresent, Yes };
-Loaded load(const CommonOptions& o, NeedTokenizer need, int64_t min_ctx = 0, int64_t max_logit_rows = 64);
+// n_seq: KV slots (sequences held at once, e.g. the server's --parallel).
+Loaded load(const CommonOptions& o, NeedTokenizer need, int64_t min_ctx = 0, int64_t max_logit_rows = 64, int64_t n_seq = 1);
 
 // The drafter the flags ask for (null for --spec off); checks every combination at start-up.
 std::unique_ptr<Drafter> make_drafter(const SpecCliOptions& s, Loaded& l);
