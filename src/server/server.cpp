@@ -1,5 +1,6 @@
 #include "server/server.h"
 
+#include <arpa/inet.h>
 #include <httplib.h>
 
 #include <chrono>
@@ -8,6 +9,7 @@
 #include <ctime>
 #include <deque>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <random>
 
@@ -55,6 +57,46 @@ bool same_key(const std::string& a, const std::string& b) {
 
 const char* finish_name(FinishReason f) {
   return f == FinishReason::Length || f == FinishReason::Context ? "length" : "stop";
+}
+
+// Whether the client of a waiting (non-streamed) request has closed its end: cpp-httplib 0.11 cannot
+// tell a handler, so on Linux the connection's TCP state is read from /proc/net/tcp{,6} (CLOSE_WAIT,
+// or the connection gone). Elsewhere (no /proc) it answers false and the request runs to its end.
+bool client_gone(const httplib::Request& req) {
+  if (req.local_port <= 0 || req.remote_port <= 0) return false;
+  auto hex_addr = [](const std::string& ip, bool& v6) -> std::string {
+    in_addr a4{};
+    in6_addr a6{};
+    if (inet_pton(AF_INET, ip.c_str(), &a4) == 1) {
+      v6 = false;
+      return fmt::format("{:08X}", a4.s_addr);
+    }
+    if (inet_pton(AF_INET6, ip.c_str(), &a6) == 1) {
+      v6 = true;
+      std::string out;
+      for (int w = 0; w < 4; ++w) {
+        uint32_t x;
+        std::memcpy(&x, a6.s6_addr + 4 * w, 4);
+        out += fmt::format("{:08X}", x);
+      }
+      return out;
+    }
+    return "";
+  };
+  bool v6l = false, v6r = false;
+  const std::string la = hex_addr(req.local_addr, v6l), ra = hex_addr(req.remote_addr, v6r);
+  if (la.empty() || ra.empty() || v6l != v6r) return false;
+  const std::string local = fmt::format("{}:{:04X}", la, req.local_port), remote = fmt::format("{}:{:04X}", ra, req.remote_port);
+  std::ifstream f(v6l ? "/proc/net/tcp6" : "/proc/net/tcp");
+  if (!f) return false;
+  std::string line;
+  std::getline(f, line);  // header
+  while (std::getline(f, line)) {
+    char l[80], r[80], st[8];
+    if (std::sscanf(line.c_str(), "%*d: %79s %79s %7s", l, r, st) != 3) continue;
+    if (local == l && remote == r) return std::strcmp(st, "01") != 0;  // anything but ESTABLISHED
+  }
+  return true;  // no such connection any more
 }
 
 // Updates of the n choices of one HTTP request, filled on the scheduler thread.
@@ -453,7 +495,13 @@ void Server::Impl::completion(const httplib::Request& req, httplib::Response& re
     std::vector<Choice> choices(size_t(pr.n));
     {
       std::unique_lock<std::mutex> lock(ch->mu);
-      ch->cv.wait(lock, [&] { return ch->n_done == pr.n; });
+      bool cancelled = false;
+      while (!ch->cv.wait_for(lock, std::chrono::milliseconds(200), [&] { return ch->n_done == pr.n; }))
+        if (!cancelled && client_gone(req)) {  // nobody will read the answer: free the slots
+          cancelled = true;
+          for (uint64_t rid : *ids) eng.scheduler->cancel(rid);
+        }
+      if (cancelled) return;
       for (auto& [i, u] : ch->q) {
         Choice& c = choices[size_t(i)];
         c.text += u.text;

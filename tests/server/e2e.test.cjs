@@ -280,6 +280,29 @@ test('load: 64 concurrent streaming clients, every stream well-formed', async ()
   assert.equal(new Set(res).size, 64, 'distinct ids');
 });
 
+test('a non-streamed request stops when its client disconnects', async () => {
+  const http = require('http');
+  const req = http.request(srv.base + '/v1/chat/completions', { method: 'POST', agent: false, headers: { 'Content-Type': 'application/json' } });
+  req.on('error', () => {});
+  req.end(JSON.stringify({ messages: msgs('Go on forever.'), max_tokens: 900, temperature: 0, logit_bias: noEos }));
+  const busy = async () => Number((await raw('GET', '/metrics')).text.match(/^minicpm_requests_processing (\d+)/m)[1]);
+  const gen = async () => Number((await raw('GET', '/metrics')).text.match(/^minicpm_generated_tokens_total (\d+)/m)[1]);
+  const g0 = await gen();
+  const t0 = Date.now();
+  while ((await busy()) === 0) {
+    assert.ok(Date.now() - t0 < 3000, 'the request never started');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  req.destroy();
+  const t1 = Date.now();
+  while ((await busy()) !== 0) {
+    assert.ok(Date.now() - t1 < 3000, 'still generating for a client that left');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const n = (await gen()) - g0;
+  assert.ok(n < 700, `stopped early (${n} of up to 900 tokens generated)`);
+});
+
 test('slow-loris sockets do not starve other clients', async () => {
   const net = require('net');
   const socks = [];

@@ -1,8 +1,11 @@
 // Starts the real `minicpm serve` binary on a free loopback port and stops it (SIGTERM, then SIGKILL).
 const { spawn } = require('child_process');
 
-async function startServer(binary, args, { timeoutMs = 60000 } = {}) {
-  const proc = spawn(binary, ['serve', '--port', '0', ...args], { stdio: ['ignore', 'inherit', 'pipe'] });
+async function startServer(binary, args, { timeoutMs = Number(process.env.MINICPM_START_TIMEOUT_MS || 60000) } = {}) {
+  // MINICPM_WRAPPER runs the server under a tool, e.g. "valgrind --error-exitcode=99 -q".
+  const wrapper = (process.env.MINICPM_WRAPPER || '').split(' ').filter((x) => x);
+  const argv = [...wrapper, binary, 'serve', '--port', '0', ...args];
+  const proc = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'inherit', 'pipe'] });
   let stderr = '';
   const port = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('server did not print its port:\n' + stderr)), timeoutMs);
@@ -35,7 +38,7 @@ async function startServer(binary, args, { timeoutMs = 60000 } = {}) {
     if (proc.exitCode !== null) return proc.exitCode;
     const exited = new Promise((r) => proc.on('exit', (code, sig) => r(code ?? sig)));
     proc.kill('SIGTERM');
-    const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
+    const t = setTimeout(() => proc.kill('SIGKILL'), Number(process.env.MINICPM_STOP_TIMEOUT_MS || 5000));
     const code = await exited;
     clearTimeout(t);
     return code;
