@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 PKGS=(build-essential cmake ninja-build pkg-config git
       libhwy-dev libsentencepiece-dev sentencepiece libfasttext-dev nlohmann-json3-dev libcpp-httplib-dev
       libcli11-dev libfmt-dev libspdlog-dev libutf8proc-dev libre2-dev libxxhash-dev libzstd-dev
-      libgtest-dev libgmock-dev libbenchmark-dev g++-aarch64-linux-gnu
+      libgtest-dev libgmock-dev libbenchmark-dev libeigen3-dev g++-aarch64-linux-gnu
       python3 python3-numpy python3-torch python3-matplotlib)
 
 if [[ "${MCPM_SKIP_APT:-0}" != 1 ]]; then

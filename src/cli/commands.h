@@ -11,4 +11,5 @@ void register_tokenize(CLI::App& app);
 void register_info(CLI::App& app);
 void register_train(CLI::App& app);  // cmd_train.cpp
 void register_data(CLI::App& app);   // cmd_data.cpp
+void register_quantize(CLI::App& app);  // cmd_quantize.cpp
 }  // namespace mcpm::cli
