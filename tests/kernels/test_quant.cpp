@@ -239,8 +239,9 @@ TEST(WeightTypes, DotKernelsMatchReferenceEveryIsa) {
 
 // The reference qdot is the dequantized weights against the dequantized activations.
 TEST(WeightTypes, ReferenceDotIsDequantizedProduct) {
-  for (WType type : kQuantTypes) {
-    QMatrix qm(type, 4, 128, 64, type == WType::Q4, true, 9);
+  for (WType type : kQuantTypes)
+    for (bool asym : {false, true}) {
+    QMatrix qm(type, 4, 128, 64, asym, true, 9);
     std::vector<float> x = random_vec(128, 10);
     std::vector<int8_t> q(128);
     std::vector<float> d(4), gs(2), w(128);
