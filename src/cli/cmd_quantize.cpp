@@ -54,7 +54,7 @@ void register_quantize(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("quantize", "write a quantized checkpoint (RTN, GPTQ, P-GPTQ, ternary)");
   add_common_options(*cmd, a->common, false);
   cmd->add_option("-o,--out", a->out_dir, "output folder")->required();
-  cmd->add_option("--type", a->q.type, "q8, q4 (round to nearest), gptq4, gptq8 (GPTQ), ternary (BitCPM4 fake-quant)")
+  cmd->add_option("--type", a->q.type, "q8, q4 (round to nearest), gptq4, gptq8 (GPTQ), ternary (packed t2; --fake-quant: BitCPM4 bf16 form)")
       ->check(CLI::IsMember({"q8", "q4", "gptq4", "gptq8", "ternary"}))
       ->required();
   cmd->add_option("--group", a->q.group, "input columns per scale (multiple of 32; 0 or -1 = per row)");
@@ -69,6 +69,8 @@ void register_quantize(CLI::App& app) {
   cmd->add_flag("--static-groups", a->q.static_groups, "GPTQ static groups (parameters from the original weights)");
   cmd->add_option("--damp", a->q.damp, "GPTQ dampening, fraction of the mean Hessian diagonal");
   cmd->add_flag("--v2", a->q.v2, "write checkpoint_format gptq_v2 (zeros stored as is) instead of v1 (zero - 1)");
+  cmd->add_flag("--fake-quant", a->q.fake_quant,
+                "ternary: write dense {-s, 0, s} values in the source dtype (BitCPM4 form) instead of the packed layout");
   cmd->add_flag("--no-progress", a->no_progress, "no progress bar");
   cmd->callback([a] { run_quantize(*a); });
 }

@@ -16,6 +16,7 @@
 #include "model/tensor_names.h"
 #include "quant/dense_quant.h"
 #include "quant/gptq_format.h"
+#include "quant/ternary_format.h"
 
 namespace mcpm {
 
@@ -80,7 +81,15 @@ ModelSpec Model::validate(const CheckpointFolder& folder) {
                  "{}: tensor '{}' is GPTQ-quantized but config.json has no quantization_config (the quantization type "
                  "is read from the config, never guessed)", folder.dir(), n);
   }
+  const std::optional<TernaryConfig> t2 = read_ternary_config(folder);
   for (const auto& ts : model_tensor_specs(spec)) {
+    if (t2 && ts.is_matrix()) {  // packed ternary: t2_codes / t2_scales instead of weight
+      const std::string base = linear_base(ts.name);
+      ternary_linear_layout(folder, base, ts.shape[0], ts.shape[1], *t2);
+      expected.insert(base + ".t2_codes");
+      expected.insert(base + ".t2_scales");
+      continue;
+    }
     if (gptq_quantized(gptq, ts)) {  // qweight / qzeros / scales / g_idx instead of weight
       const std::string base = linear_base(ts.name);
       gptq_linear_layout(folder, base, ts.shape[0], ts.shape[1], *gptq);
@@ -163,7 +172,7 @@ std::unique_ptr<Model> Model::load(const std::string& dir, Backend& backend, con
   const bool host = backend.kind() == DeviceKind::CPU;
   size_t load_bytes = 0;
   // Quantized matrices (kernels/weight_types.h): where each comes from and its four regions.
-  enum class Source { Dense, Gptq, Rtn, Ternary };
+  enum class Source { Dense, Gptq, PackedTernary, Rtn, Ternary };
   struct QuantRegions {
     Source source = Source::Dense;
     QuantLayout layout;
@@ -171,6 +180,9 @@ std::unique_ptr<Model> Model::load(const std::string& dir, Backend& backend, con
   };
   std::vector<QuantRegions> quant(specs.size());
   const std::optional<GptqConfig> gptq = read_gptq_config(folder);
+  const std::optional<TernaryConfig> t2 = read_ternary_config(folder);
+  MCPM_CHECK(!t2 || o.weight_type.empty(), "{}: --weights {}: this checkpoint is already quantized (packed ternary)",
+             folder.dir(), o.weight_type);
   MCPM_CHECK(!gptq || o.weight_type.empty(), "{}: --weights {}: this checkpoint is already quantized ({})", folder.dir(),
              o.weight_type, gptq ? gptq->describe() : "");
   const bool rtn = !o.weight_type.empty(), head_rtn = !o.head_type.empty();
@@ -181,7 +193,10 @@ std::unique_ptr<Model> Model::load(const std::string& dir, Backend& backend, con
     QuantRegions& qr = quant[i];
     const bool head = ts.role == TensorRole::Embedding || ts.role == TensorRole::LmHead;
     const int64_t N = ts.shape[0], K = ts.shape.size() == 2 ? ts.shape[1] : 0;
-    if (gptq_quantized(gptq, ts)) {
+    if (t2 && ts.is_matrix()) {
+      qr.source = Source::PackedTernary;
+      qr.layout = ternary_linear_layout(folder, linear_base(ts.name), N, K, *t2);
+    } else if (gptq_quantized(gptq, ts)) {
       qr.source = Source::Gptq;
       qr.layout = gptq_linear_layout(folder, linear_base(ts.name), N, K, *gptq);
     } else if (ts.is_matrix() && rtn) {
@@ -280,6 +295,7 @@ std::unique_ptr<Model> Model::load(const std::string& dir, Backend& backend, con
       const TensorSpec& ts = specs[i];
       const int64_t N = ts.shape[0], K = ts.shape[1];
       if (quant[i].source == Source::Gptq) gptq_linear_fill(folder, linear_base(ts.name), N, K, *gptq, quant[i].layout, qdst(i));
+      else if (quant[i].source == Source::PackedTernary) ternary_linear_copy(folder, linear_base(ts.name), N, K, quant[i].layout, qdst(i));
       else if (quant[i].source == Source::Rtn) rtn_fill(folder.get(ts.name), N, K, quant[i].layout, qdst(i));
       else ternary_fill(folder.get(ts.name), N, K, quant[i].layout, qdst(i));
       loaded += quant[i].layout.code_bytes(N, K);
@@ -345,6 +361,7 @@ std::unique_ptr<Model> Model::load(const std::string& dir, Backend& backend, con
       else d = layout_name(qr.layout, ts.shape[1]);
       if (qr.source == Source::Gptq) d += " (" + gptq->describe() + ")";
       if (qr.source == Source::Rtn) d += " (round-to-nearest at load)";
+      if (qr.source == Source::PackedTernary) d += " (packed ternary checkpoint)";
       if (qr.source == Source::Ternary) d += " (ternary bf16 detected: BitCPM4 fake-quant)";
       if (ts.is_matrix()) ++linears[d];
       else parts.push_back(fmt::format("{} {}", ts.role == TensorRole::Embedding ? "embedding" : "lm_head", d));

@@ -167,6 +167,7 @@ std::optional<GptqConfig> read_gptq_config(const CheckpointFolder& folder) {
   MCPM_CHECK(q.is_object(), "{}: expected a JSON object", c.where);
   const JsonObject o(q, c.where);
   const std::string method = o.optional<std::string>("quant_method", "gptq");
+  if (method == "minicpm_ternary") return std::nullopt;  // quant/ternary_format.h
   MCPM_CHECK(method == "gptq", "{}: quant_method '{}' is not supported (supported: gptq; BitCPM4 ternary checkpoints are "
              "plain bf16 folders without quantization_config)", c.where, method);
   c.bits = o.required<int>("bits");

@@ -13,6 +13,7 @@
 #include "kernels/ref/quant_ref.h"
 #include "quant/gptq.h"
 #include "quant/gptq_format.h"
+#include "quant/ternary_format.h"
 
 namespace fs = std::filesystem;
 
@@ -118,6 +119,8 @@ void quantize_checkpoint(const std::string& src_dir, const std::string& out_dir,
   ProgressBar bar("quantizing", uint64_t(spec.n_layers), "layers", o.progress);
   std::map<std::string, GptqPacked> packed;  // linear base name -> tensors
   std::map<std::string, std::vector<float>> fake;  // ternary: fake-quant values per weight name
+  std::map<std::string, std::pair<std::vector<int64_t>, std::vector<uint8_t>>> packed_t2;       // packed ternary codes
+  std::map<std::string, std::pair<std::vector<int64_t>, std::vector<float>>> packed_t2_scales;  // and scales
   double total_loss = 0.0;
   for (int l = 0; l < int(spec.n_layers); ++l) {
     std::vector<const TensorSpec*> lin;
@@ -166,6 +169,18 @@ void quantize_checkpoint(const std::string& src_dir, const std::string& out_dir,
           std::vector<float> s(size_t(K / g)), row(static_cast<size_t>(K));
           Matrix one;
           one.type = WType::T2, one.data = pk.data(), one.rows = 1, one.cols = K, one.group = g, one.scales = s.data();
+          if (!o.fake_quant) {  // packed layout
+            const size_t rb = pk.size();
+            std::vector<uint8_t> codes(size_t(N) * rb);
+            std::vector<float> scales(size_t(N * (K / g)));
+            for (int64_t n = 0; n < N; ++n)
+              ref::quantize_row_rtn(W.data() + n * K, K, WType::T2, g, false, codes.data() + size_t(n) * rb,
+                                    scales.data() + n * (K / g), nullptr);
+            const std::string base = base_name(ts->name);
+            packed_t2[base + ".t2_codes"] = {{N, int64_t(rb)}, std::move(codes)};
+            packed_t2_scales[base + ".t2_scales"] = {{N, K / g}, std::move(scales)};
+            continue;
+          }
           std::vector<float>& f = fake[ts->name];
           f.resize(size_t(N * K));
           for (int64_t n = 0; n < N; ++n) {
@@ -190,6 +205,14 @@ void quantize_checkpoint(const std::string& src_dir, const std::string& out_dir,
       out.add_gptq(base_name(ts.name), packed.at(base_name(ts.name)));
       continue;
     }
+    if (ts.is_matrix() && !o.fake_quant) {  // packed ternary
+      const std::string base = base_name(ts.name);
+      const auto& c = packed_t2.at(base + ".t2_codes");
+      const auto& sc = packed_t2_scales.at(base + ".t2_scales");
+      out.add(base + ".t2_codes", DType::U8, c.first, c.second.data(), c.second.size());
+      out.add(base + ".t2_scales", DType::F32, sc.first, sc.second.data(), sc.second.size() * 4);
+      continue;
+    }
     const TensorInfo& t = src.get(ts.name);
     if (ts.is_matrix()) {  // ternary fake-quant in the source dtype
       const std::vector<float>& f = fake.at(ts.name);
@@ -209,6 +232,7 @@ void quantize_checkpoint(const std::string& src_dir, const std::string& out_dir,
   write_safetensors(out_dir + "/model.safetensors", out.list, {{"format", "pt"}, {"quantizer", quantizer}});
 
   json config = src.config();
+  if (ternary && !o.fake_quant) config["quantization_config"] = ternary_config_json(o.group);
   if (!ternary) {
     GptqConfig c;
     c.bits = bits;

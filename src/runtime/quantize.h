@@ -4,7 +4,8 @@
 //                 layer by layer and true-sequential ([q,k,v] -> [o] -> [gate,up] -> [down], each
 //                 on inputs recomputed through the already-quantized part); --pgptq keeps the first
 //                 `pgptq_skip` positions of every calibration sequence (BOS included) out of H.
-//   ternary       absmean ternary per group (0: per row), written as fake-quant dense values of the
+//   ternary       absmean ternary per group (0: per row), written in the packed layout of
+//                 quant/ternary_format.h, or with `fake_quant` as dense values {-s, 0, s} of the
 //                 source dtype (BitCPM4 form: the loader detects it and runs it on the t2 kernels).
 // GPTQ output is a standard AutoGPTQ / GPTQModel folder: <linear>.{qweight,qzeros,scales,g_idx},
 // quantization_config in config.json and quantize_config.json. Deterministic for a given input,
@@ -28,6 +29,7 @@ struct QuantizeOptions {
   int64_t pgptq_skip = 4;
   double damp = 0.01;
   bool v2 = false;       // write checkpoint_format gptq_v2 (zeros stored as is)
+  bool fake_quant = false;  // ternary: dense fake-quant values instead of the packed layout
   bool progress = true;  // progress bar per layer on stderr
 };
 

@@ -141,7 +141,14 @@ TEST(Quantize, TernaryFakeQuantIsDetectedAndExact) {
     QuantizeOptions o;
     o.type = "ternary";
     o.group = group;
+    o.fake_quant = true;
     const std::string dir = quantize_to(group ? "ternary_g64" : "ternary_row", o);
+    // The packed layout of the same quantizer loads to the same matrices.
+    o.fake_quant = false;
+    const std::string packed = quantize_to(group ? "ternary_packed_g64" : "ternary_packed_row", o);
+    EXPECT_EQ(parse_json_file(packed + "/config.json")["quantization_config"]["quant_method"], "minicpm_ternary");
+    LoadedModel p = load_cpu(packed, true);
+    EXPECT_NE(p.model->weight_summary().find("packed ternary"), std::string::npos) << p.model->weight_summary();
     LoadedModel t = load_cpu(dir, true);
     EXPECT_NE(t.model->weight_summary().find(group ? "56 linears t2 g64" : "56 linears t2 per-row"), std::string::npos)
         << t.model->weight_summary();
@@ -152,6 +159,8 @@ TEST(Quantize, TernaryFakeQuantIsDetectedAndExact) {
     const std::vector<int32_t> tokens = {1, 50, 60, 70, 80, 90, 100, 110, 120, 130, 140};
     const auto lt = run_logits(*t.model, tokens), ld = run_logits(*d.model, tokens);
     EXPECT_LE(max_rel_diff(lt, ld), 5e-5);  // accumulation noise only (fp32 sums in another order)
+    // packed: scales in f32 instead of rounded to the source dtype (f32 here: identical).
+    EXPECT_LE(max_rel_diff(run_logits(*p.model, tokens), lt), 1e-6);
     // int8 activations on the t2 kernels: the cost the KL numbers of docs/quantization.md measure.
     LoadedModel ti = load_cpu(dir, false);
     EXPECT_LE(mean_kl(ld, run_logits(*ti.model, tokens), t.model->spec().vocab_size), 0.05);
@@ -171,6 +180,44 @@ TEST(Quantize, RtnAtLoadMatchesWrittenRtn) {
   EXPECT_LE(max_rel_diff(run_logits(*a.model, tokens), run_logits(*b.model, tokens)), 2e-2);
   // Errors: a quantized folder cannot be quantized again at load.
   MCPM_EXPECT_ERROR(load_cpu(dir, true, lo), "already quantized");
+}
+
+}  // namespace
+}  // namespace mcpm::test
+
+namespace mcpm::test {
+namespace {
+
+// A device backend without quantized kernels (as the CUDA backend is today): loading a quantized
+// checkpoint on it fails before anything is allocated, naming the tensor, its type and the backend.
+class NoQuantBackend final : public Backend {
+ public:
+  DeviceKind kind() const override { return DeviceKind::CUDA; }
+  std::string describe() const override { return "fake-gpu"; }
+  void* allocate(const MemoryPlan&) override { fail("allocate must not be reached"); }
+  void upload(void*, const void*, size_t) override {}
+  void download(void*, const void*, size_t) override {}
+  void copy(void*, const void*, size_t) override {}
+  double measure_bandwidth_gbs() override { return 0; }
+  size_t attention_scratch_bytes(int64_t, int64_t, int64_t, int64_t) const override { return 0; }
+  void embed(const int32_t*, int64_t, const Matrix&, float, float*) override {}
+  void rmsnorm(const float*, int64_t, int64_t, const float*, float, float*) override {}
+  void matmul(const float*, int64_t, const Matrix&, float*, float, float) override {}
+  void gate_up_silu(const float*, int64_t, const Matrix&, const Matrix&, float*, float*) override {}
+  void rope(float*, int64_t, int64_t, int64_t, const int32_t*, const float*, const float*) override {}
+  void kv_store(const float*, const float*, int64_t, const int32_t*, const KvLayer&) override {}
+  void attention(const float*, int64_t, int64_t, const int32_t*, const KvLayer&, float, float*, void*) override {}
+};
+
+TEST(Quantize, BackendWithoutQuantKernelsRefuses) {
+  QuantizeOptions o;
+  o.type = "q8";
+  const std::string dir = quantize_to("refuse", o);
+  NoQuantBackend be;
+  MCPM_EXPECT_ERROR(Model::load(dir, be, LoadOptions{}), "q_proj", "q8 g128", "fake-gpu", "no kernels for quantized weights");
+  LoadOptions lo;
+  lo.head_type = "q4";
+  MCPM_EXPECT_ERROR(Model::load(bundled(), be, lo), "embed_tokens", "q4", "fake-gpu");
 }
 
 }  // namespace
