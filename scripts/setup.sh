@@ -3,29 +3,19 @@
 # missing ones), then configure and build into build/. Safe to run again; it only does what is missing.
 #   scripts/setup.sh            install + build (Release; CUDA backend too when nvcc is found)
 #   MCPM_SKIP_APT=1 scripts/setup.sh   build only
+#   scripts/setup.sh --reference        only the packages of the PyTorch reference tools
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(build-essential cmake ninja-build pkg-config git
-      libhwy-dev libsentencepiece-dev sentencepiece libfasttext-dev nlohmann-json3-dev libcpp-httplib-dev
-      libcli11-dev libfmt-dev libspdlog-dev libutf8proc-dev libre2-dev libxxhash-dev libzstd-dev
-      libgtest-dev libgmock-dev libbenchmark-dev libeigen3-dev g++-aarch64-linux-gnu
-      python3 python3-numpy python3-torch python3-matplotlib)
-
-if [[ "${MCPM_SKIP_APT:-0}" != 1 ]]; then
-  missing=()
-  for p in "${PKGS[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  if ((${#missing[@]})); then
-    echo "setup: installing ${missing[*]}"
-    SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-  fi
+source scripts/packages.sh
+if [[ "${1:-}" == "--reference" ]]; then
+  bash scripts/install-packages.sh "${REFERENCE_PKGS[@]}"
+  exit 0
 fi
+bash scripts/install-packages.sh "${BUILD_PKGS[@]}"
 
 JOBS=${MCPM_JOBS:-$(nproc)}
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release ${MCPM_CMAKE_ARGS:-} >/dev/null
+# Tests and benchmarks are configured by scripts/test.sh (they need GoogleTest / Google Benchmark).
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DMCPM_BUILD_TESTS=OFF -DMCPM_BUILD_BENCH=OFF ${MCPM_CMAKE_ARGS:-} >/dev/null
 cmake --build build -j "$JOBS" --target minicpm
 echo "setup: built build/bin/minicpm"

@@ -43,6 +43,8 @@ class Backend {
   // ---- memory ----
   // Allocates the plan's single arena in backend memory; returns its base (region i at base+offset).
   virtual void* allocate(const MemoryPlan& plan) = 0;
+  // Frees an arena returned by allocate() (Model's destructor). Backends with one arena may ignore it.
+  virtual void release(void* base) {}
   virtual void upload(void* dst, const void* src, size_t bytes) = 0;    // host -> backend
   virtual void download(void* dst, const void* src, size_t bytes) = 0;  // backend -> host
   virtual void copy(void* dst, const void* src, size_t bytes) = 0;      // backend -> backend (no overlap)

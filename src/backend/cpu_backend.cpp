@@ -31,9 +31,19 @@ class CpuBackend final : public Backend {
                        cpu::matmul_path_name(ctx_, DType::BF16, 64));
   }
 
+  // One arena per loaded model (a target and its draft head live side by side).
   void* allocate(const MemoryPlan& plan) override {
-    arena_ = Arena(plan);
-    return arena_.size() ? arena_.region(0) : nullptr;
+    Arena a(plan);
+    void* base = a.size() ? a.region(0) : nullptr;
+    if (base) arenas_.push_back(std::move(a));
+    return base;
+  }
+  void release(void* base) override {
+    for (size_t i = 0; i < arenas_.size(); ++i)
+      if (arenas_[i].region(0) == base) {
+        arenas_.erase(arenas_.begin() + int64_t(i));
+        return;
+      }
   }
   void upload(void* dst, const void* src, size_t n) override { std::memcpy(dst, src, n); }
   void download(void* dst, const void* src, size_t n) override { std::memcpy(dst, src, n); }
@@ -96,7 +106,7 @@ class CpuBackend final : public Backend {
  private:
   ThreadPool pool_;
   cpu::Context ctx_;
-  Arena arena_;
+  std::vector<Arena> arenas_;
 };
 
 double CpuBackend::measure_bandwidth_gbs() {

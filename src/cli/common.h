@@ -8,6 +8,7 @@
 #include "backend/backend.h"
 #include "model/model.h"
 #include "runtime/generator.h"
+#include "runtime/speculative.h"
 #include "tokenizer/tokenizer.h"
 
 namespace mcpm::cli {
@@ -38,7 +39,18 @@ struct SamplingOptions {
   bool greedy = false;
 };
 
+// Speculative decoding (--spec, --draft, --spec-tree/-depth/-topk).
+struct SpecCliOptions {
+  std::string mode = "off";  // off, ngram, eagle
+  std::string draft_dir;
+  std::string fr_vocab;  // FR-Spec file; "" = the draft folder's freq_*.pt (if any); "none" = full vocabulary
+  int tree = 0, depth = 0, topk = 0;
+  int ngram_max = 3, ngram_min = 1;
+};
+
 void add_common_options(CLI::App& cmd, CommonOptions& o, bool with_ctx = true);
+void add_spec_options(CLI::App& cmd, SpecCliOptions& s);
+
 void add_sampling_options(CLI::App& cmd, SamplingOptions& s);
 
 // The bundled model folder (models/minicpm4-tiny-chat next to the sources or the binary).
@@ -49,12 +61,20 @@ struct Loaded {
   std::unique_ptr<Backend> backend;
   std::unique_ptr<Model> model;
   std::unique_ptr<Tokenizer> tokenizer;  // null when the folder has none
+  std::unique_ptr<Model> draft;          // EAGLE draft head (--spec eagle)
 };
 
 // Loads backend + model (+ tokenizer unless need_tokenizer is No). need_tokenizer=Yes throws a
 // clear error when the folder has no tokenizer files.
 enum class NeedTokenizer { No, IfPresent, Yes };
-Loaded load(const CommonOptions& o, NeedTokenizer need, int64_t min_ctx = 0, int64_t max_logit_rows = 64);
+// n_seq: KV slots (sequences held at once, e.g. the server's --parallel).
+Loaded load(const CommonOptions& o, NeedTokenizer need, int64_t min_ctx = 0, int64_t max_logit_rows = 64, int64_t n_seq = 1);
+
+// The drafter the flags ask for (null for --spec off); checks every combination at start-up.
+std::unique_ptr<Drafter> make_drafter(const SpecCliOptions& s, Loaded& l);
+void configure_spec(const SpecCliOptions& s, GenerateOptions& go, Drafter* d);
+// "[spec ngram: mean accepted length ...]" on stderr.
+void print_spec_stats(const SpecCliOptions& s, const GenerateResult& r);
 
 // Sampling parameters: generation_config.json defaults (do_sample/temperature/top_p/top_k), then flags.
 SamplerParams sampler_params(const std::string& model_dir, const SamplingOptions& s);

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "core/checked.h"
 #include "core/error.h"
 #include "core/json.h"
 
@@ -73,7 +74,13 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(path) {
     MCPM_CHECK(en <= data_size,
                "{}: tensor '{}' data [{}, {}) lies beyond the end of the data section ({} bytes): the file is truncated",
                path, name, b, en, data_size);
-    const uint64_t expect = uint64_t(t.numel()) * dtype_size(t.dtype);
+    // Element count without overflow: a shape like [2^32, 2^32] must not wrap to a small number.
+    int64_t numel = 1;
+    for (int64_t d : t.shape)
+      MCPM_CHECK(!mul_overflows(numel, d, &numel) && uint64_t(numel) <= data_size,
+                 "{}: tensor '{}': shape {} has more elements than the file's {} data bytes can hold", path, name,
+                 e["shape"].dump(), data_size);
+    const uint64_t expect = uint64_t(numel) * dtype_size(t.dtype);
     MCPM_CHECK(en - b == expect, "{}: tensor '{}': {} bytes of data but shape {} of {} needs {}", path, name, en - b,
                e["shape"].dump(), ds, expect);
     t.data = data + b;

@@ -29,9 +29,12 @@ struct Batch {
   std::vector<int32_t> pos;         // [T] RoPE positions, or empty = cache rows
   std::vector<uint64_t> tree_mask;  // [T] ancestor-or-self bits within the token's run, or empty = causal
   bool row_invariant = false;
+  // EAGLE draft heads only: the feature row [T, H] of each token (the target's final-norm hidden
+  // state, or the draft's own output when drafting deeper), paired with the token's embedding.
+  std::vector<float> features;
 
   int64_t size() const { return int64_t(tokens.size()); }
-  void clear() { tokens.clear(), seq.clear(), pos.clear(), tree_mask.clear(), row_invariant = false; }
+  void clear() { tokens.clear(), seq.clear(), pos.clear(), tree_mask.clear(), features.clear(), row_invariant = false; }
   // Appends a token of sequence s; position < 0 = its cache row (only valid when pos stays empty).
   void add(int32_t token, int32_t s, int32_t position = -1) {
     tokens.push_back(token);

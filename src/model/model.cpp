@@ -8,6 +8,7 @@
 #include <map>
 #include <set>
 
+#include "core/checked.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/mapped_file.h"
@@ -82,6 +83,18 @@ ModelSpec Model::validate(const CheckpointFolder& folder) {
                  "is read from the config, never guessed)", folder.dir(), n);
   }
   const std::optional<TernaryConfig> t2 = read_ternary_config(folder);
+  if (folder.find("fc.weight")) {  // an EAGLE draft head
+    EagleSpec e;
+    e.fc_bias = folder.find("fc.bias") != nullptr;
+    e.layer_prefix = folder.find("model.layers.0.input_layernorm.weight") ? "model.layers." : "layers.";
+    const JsonObject c(folder.config(), folder.path("config.json"));
+    e.residual_layers = c.optional<int64_t>("mup_denominator", 0);
+    MCPM_CHECK(e.residual_layers >= 0, "{}: mup_denominator must be positive", folder.path("config.json"));
+    spec.eagle = e;
+    // The draft's own copy of the embedding is ignored (the target's is used), as CPM.cu does.
+    for (const char* n : {"embed_tokens.weight", "model.embed_tokens.weight"})
+      if (folder.find(n)) expected.insert(n);
+  }
   for (const auto& ts : model_tensor_specs(spec)) {
     if (t2 && ts.is_matrix()) {  // packed ternary: t2_codes / t2_scales instead of weight
       const std::string base = linear_base(ts.name);
@@ -139,8 +152,12 @@ std::unique_ptr<Model> Model::load(const std::string& dir, Backend& backend, con
   m->backend_ = &backend;
   m->options_ = options;
   LoadOptions& o = m->options_;
-  if (o.n_ctx <= 0) o.n_ctx = std::min<int64_t>(spec.max_position, 4096);
-  MCPM_CHECK(o.n_ctx >= 1, "--ctx must be at least 1");
+  MCPM_CHECK(o.n_ctx >= 0, "--ctx {} is negative (0 = the default, min(max_position_embeddings, 4096))", o.n_ctx);
+  if (o.n_ctx == 0) o.n_ctx = std::min<int64_t>(spec.max_position, 4096);
+  // Positions are int32 (RoPE tables, cache rows); the KV cache must be addressable too.
+  check_range(o.n_ctx, 1, int64_t(INT32_MAX) - 64, "--ctx", "context size");
+  MCPM_CHECK(o.max_batch >= 1, "--batch {} must be at least 1", o.max_batch);
+  MCPM_CHECK(o.max_logit_rows >= 1, "max_logit_rows {} must be at least 1", o.max_logit_rows);
   MCPM_CHECK(o.kv_dtype == DType::BF16 || o.kv_dtype == DType::F32, "KV cache dtype must be bf16 or f32");
   MCPM_CHECK(o.n_seq >= 1 && o.n_seq <= 4096, "the number of sequences (KV slots) must be 1..4096, got {}", o.n_seq);
   o.max_batch = std::max<int64_t>(1, std::min(o.max_batch, o.n_ctx));
@@ -160,6 +177,40 @@ std::unique_ptr<Model> Model::load(const std::string& dir, Backend& backend, con
       MCPM_LOG_WARN("the {} backend has no InfLLM v2 kernels: running dense attention", backend.describe());
     }
   }
+
+  // EAGLE draft heads: the target's embedding and lm_head (its FR-Spec rows) are shared.
+  const Model* target = o.draft_of;
+  if (spec.eagle) {
+    MCPM_CHECK(target, "{}: this folder is an EAGLE draft head (it has fc.weight), not a model to run on its own; pass it "
+               "with --draft next to its target model", folder.dir());
+    const ModelSpec& ts = target->spec();
+    const std::string where = folder.path("config.json");
+    MCPM_CHECK(&target->backend() == &backend, "EAGLE draft {}: must be loaded on its target's backend", folder.dir());
+    MCPM_CHECK(!target->is_draft(), "EAGLE draft {}: its target is itself a draft head", folder.dir());
+    MCPM_CHECK(spec.hidden == ts.hidden, "{}: hidden_size {} differs from the target's {} (draft {} is for another model)",
+               where, spec.hidden, ts.hidden, folder.dir());
+    MCPM_CHECK(spec.vocab_size == ts.vocab_size, "{}: vocab_size {} differs from the target's {}", where, spec.vocab_size,
+               ts.vocab_size);
+    MCPM_CHECK(spec.scale_emb == ts.scale_emb && spec.scale_depth == ts.scale_depth && spec.dim_model_base == ts.dim_model_base,
+               "{}: muP constants scale_emb/scale_depth/dim_model_base = {}/{}/{} differ from the target's {}/{}/{}", where,
+               spec.scale_emb, spec.scale_depth, spec.dim_model_base, ts.scale_emb, ts.scale_depth, ts.dim_model_base);
+    if (spec.eagle->residual_layers == 0) m->spec_.eagle->residual_layers = ts.n_layers + 1;
+    std::vector<char> seen(size_t(ts.vocab_size), 0);
+    for (size_t i = 0; i < o.draft_vocab.size(); ++i) {
+      const int32_t t = o.draft_vocab[i];
+      MCPM_CHECK(t >= 0 && t < ts.vocab_size, "FR-Spec vocabulary: entry {} is token {}, outside the vocabulary (size {})", i,
+                 t, ts.vocab_size);
+      MCPM_CHECK(!seen[size_t(t)], "FR-Spec vocabulary: token {} appears twice (entry {})", t, i);
+      seen[size_t(t)] = 1;
+    }
+    MCPM_CHECK(!m->sparse_, "{}: an EAGLE draft head has no sparse attention", folder.dir());
+  } else {
+    MCPM_CHECK(!target && o.draft_vocab.empty(),
+               "{}: not an EAGLE draft head (no fc.weight tensor); --draft expects a draft head folder", folder.dir());
+  }
+  m->n_logits_ = spec.eagle && !o.draft_vocab.empty() ? int64_t(o.draft_vocab.size()) : spec.vocab_size;
+  // CPM.cu: the FR-Spec head is a plain linear layer (no 1/(H/base)); the full head is the target's.
+  m->logit_scale_ = spec.eagle && !o.draft_vocab.empty() ? 1.0f : spec.logit_scale();
 
   // ---- memory plan: weights, KV cache, scratch ----
   // A weight whose stored form is what the kernels read (same dtype, aligned for it) stays in the
@@ -226,7 +277,8 @@ std::unique_ptr<Model> Model::load(const std::string& dir, Backend& backend, con
       continue;
     }
     const TensorInfo& t = folder.get(specs[i].name);
-    const DType dt = specs[i].role == TensorRole::Norm ? DType::F32 : memory_dtype(t.dtype);
+    const bool vec = specs[i].role == TensorRole::Norm || specs[i].role == TensorRole::EagleBias;
+    const DType dt = vec ? DType::F32 : memory_dtype(t.dtype);
     const size_t bytes = size_t(t.numel()) * dtype_size(dt);
     load_bytes += t.nbytes;
     if (o.mmap_weights && host && dt == t.dtype && reinterpret_cast<uintptr_t>(t.data) % dtype_size(dt) == 0) {
@@ -237,9 +289,10 @@ std::unique_ptr<Model> Model::load(const std::string& dir, Backend& backend, con
     }
   }
   const int64_t B = o.max_batch, H = spec.hidden, L = spec.n_layers, d = spec.head_dim, half = d / 2;
-  const size_t r_cos = plan.add("rope_cos", "rope", size_t(o.n_ctx * half) * 4);
+  const size_t r_cos = plan.add("rope_cos", "rope", checked_bytes(checked_product({o.n_ctx, half}, "--ctx", "RoPE table"), 4, "--ctx", "RoPE table bytes"));
   const size_t r_sin = plan.add("rope_sin", "rope", size_t(o.n_ctx * half) * 4);
-  const size_t kv_bytes = size_t(o.n_seq * L * spec.n_kv_heads * o.n_ctx * d) * dtype_size(o.kv_dtype);
+  const size_t kv_bytes = checked_bytes(checked_product({o.n_seq, L, spec.n_kv_heads, o.n_ctx, d}, "--ctx", "KV cache elements"),
+                                        dtype_size(o.kv_dtype), "--ctx", "KV cache bytes");
   const size_t r_k = plan.add("k_cache", "kv", kv_bytes);
   const size_t r_v = plan.add("v_cache", "kv", kv_bytes);
   const size_t r_tok = plan.add("tokens", "scratch", size_t(B) * 4);
@@ -254,7 +307,15 @@ std::unique_ptr<Model> Model::load(const std::string& dir, Backend& backend, con
   const size_t r_attn = plan.add("attn", "scratch", size_t(B * spec.q_dim()) * 4);
   const size_t r_ffn = plan.add("ffn", "scratch", size_t(B * spec.intermediate) * 4);
   const size_t r_ffn2 = plan.add("ffn_tmp", "scratch", size_t(B * spec.intermediate) * 4);
-  const size_t r_logits = plan.add("logits", "scratch", size_t(o.max_logit_rows * spec.vocab_size) * 4);
+  const size_t r_logits = plan.add("logits", "scratch", size_t(o.max_logit_rows * m->n_logits_) * 4);
+  size_t r_feat = 0, r_cat = 0, r_zero = 0, r_fr = 0;
+  if (spec.eagle) {
+    r_feat = plan.add("features", "scratch", size_t(B * H) * 4);
+    r_cat = plan.add("fc_input", "scratch", size_t(B * 2 * H) * 4);
+    r_zero = plan.add("zero_ids", "scratch", size_t(B) * 4);
+    if (!o.draft_vocab.empty())
+      r_fr = plan.add("fr_lm_head", "weights", size_t(m->n_logits_ * H) * dtype_size(target->weights().lm_head.dtype));
+  }
   const size_t r_gather = plan.add("logit_rows", "scratch", size_t(o.max_logit_rows * H) * 4);
   const size_t r_sampled = plan.add("sampled_token", "scratch", 4);
   const size_t r_as =
@@ -303,7 +364,7 @@ std::unique_ptr<Model> Model::load(const std::string& dir, Backend& backend, con
       continue;
     }
     const TensorInfo& t = folder.get(specs[i].name);
-    const bool norm = specs[i].role == TensorRole::Norm;
+    const bool norm = specs[i].role == TensorRole::Norm || specs[i].role == TensorRole::EagleBias;
     const DType dt = norm ? DType::F32 : memory_dtype(t.dtype);
     if (in_place[i]) {
       constexpr size_t kChunk = size_t(64) << 20;  // progress steps within a large tensor
@@ -333,7 +394,15 @@ std::unique_ptr<Model> Model::load(const std::string& dir, Backend& backend, con
   };
   size_t i = 0;
   ModelWeights& w = m->w_;
-  w.embed = matrix(i++);
+  if (spec.eagle) {
+    w.eagle.fc = matrix(i++);
+    if (spec.eagle->fc_bias) w.eagle.fc_bias = static_cast<const float*>(weight(i++));
+    w.eagle.input_norm1 = static_cast<const float*>(weight(i++));
+    w.eagle.input_norm2 = static_cast<const float*>(weight(i++));
+    w.embed = target->weights().embed;
+  } else {
+    w.embed = matrix(i++);
+  }
   w.layers.resize(size_t(L));
   for (auto& lw : w.layers) {
     lw.attn_norm = static_cast<const float*>(weight(i++));
@@ -346,15 +415,29 @@ std::unique_ptr<Model> Model::load(const std::string& dir, Backend& backend, con
     lw.w_up = matrix(i++);
     lw.w_down = matrix(i++);
   }
-  w.final_norm = static_cast<const float*>(weight(i++));
-  w.lm_head = spec.tie_embeddings ? w.embed : matrix(i++);
+  if (spec.eagle) {
+    const Matrix& tl = target->weights().lm_head;
+    w.lm_head = tl;
+    if (!o.draft_vocab.empty()) {  // FR-Spec: the target lm_head rows of the draft vocabulary
+      MCPM_CHECK(tl.type == WType::Dense, "EAGLE draft {}: an FR-Spec head needs the target's lm_head unquantized (drop "
+                 "--head-type, or use --fr-vocab none)", folder.dir());
+      const size_t row = size_t(H) * dtype_size(tl.dtype);
+      char* fr = static_cast<char*>(at(r_fr));
+      for (size_t j = 0; j < o.draft_vocab.size(); ++j)
+        backend.copy(fr + j * row, static_cast<const char*>(tl.data) + size_t(o.draft_vocab[j]) * row, row);
+      w.lm_head = Matrix{fr, tl.dtype, m->n_logits_, H};
+    }
+  } else {
+    w.final_norm = static_cast<const float*>(weight(i++));
+    w.lm_head = spec.tie_embeddings ? w.embed : matrix(i++);
+  }
   MCPM_ASSERT(i == specs.size());
   {  // weight summary for `info`: the linears' and the head's storage
     std::map<std::string, int> linears;
     std::vector<std::string> parts;
     for (size_t j = 0; j < specs.size(); ++j) {
       const TensorSpec& ts = specs[j];
-      if (ts.role == TensorRole::Norm) continue;
+      if (ts.role == TensorRole::Norm || ts.role == TensorRole::EagleBias) continue;
       const QuantRegions& qr = quant[j];
       std::string d;
       if (qr.source == Source::Dense) d = std::string(dtype_name(memory_dtype(folder.get(ts.name).dtype)));
@@ -396,6 +479,13 @@ std::unique_ptr<Model> Model::load(const std::string& dir, Backend& backend, con
   m->attn_scratch_ = at(r_as);
   m->sampled_ = static_cast<int32_t*>(at(r_sampled));
   if (ws_bytes) backend.bind_workspace(at(r_ws), ws_bytes);
+  if (spec.eagle) {
+    m->features_ = static_cast<float*>(at(r_feat));
+    m->concat_ = static_cast<float*>(at(r_cat));
+    m->zeros_ = static_cast<int32_t*>(at(r_zero));
+    const std::vector<int32_t> zeros(static_cast<size_t>(B), 0);
+    backend.upload(m->zeros_, zeros.data(), zeros.size() * 4);
+  }
   if (m->sparse_) {
     m->c1_cache_ = at(r_c1);
     m->c2_cache_ = at(r_c2);
@@ -406,11 +496,16 @@ std::unique_ptr<Model> Model::load(const std::string& dir, Backend& backend, con
   return m;
 }
 
+Model::~Model() {
+  if (backend_ && base_) backend_->release(base_);
+}
+
 size_t Model::weight_bytes_per_token() const {
   auto bytes = [](const Matrix& m) { return quant_total_bytes(m); };
   const size_t embed_row = w_.embed.type == WType::Dense ? size_t(spec_.hidden) * dtype_size(w_.embed.dtype)
                                                         : quant_total_bytes(w_.embed) / size_t(w_.embed.rows);
   size_t n = bytes(w_.lm_head) + embed_row;  // one embedding row
+  if (spec_.eagle) n += bytes(w_.eagle.fc);
   for (const auto& l : w_.layers)
     n += bytes(l.wq) + bytes(l.wk) + bytes(l.wv) + bytes(l.wo) + bytes(l.w_gate) + bytes(l.w_up) + bytes(l.w_down) +
          size_t(2 * spec_.hidden) * 4;
@@ -499,6 +594,12 @@ void Model::check_batch(const Batch& b, std::vector<BatchRun>& runs) const {
   MCPM_CHECK(b.pos.empty() || int64_t(b.pos.size()) == T, "batch: {} positions for {} tokens", b.pos.size(), T);
   MCPM_CHECK(b.tree_mask.empty() || int64_t(b.tree_mask.size()) == T, "batch: {} tree masks for {} tokens",
              b.tree_mask.size(), T);
+  if (spec_.eagle)
+    MCPM_CHECK(int64_t(b.features.size()) == T * spec_.hidden,
+               "EAGLE draft batch: {} feature values for {} tokens, expected T x hidden = {}", b.features.size(), T,
+               T * spec_.hidden);
+  else
+    MCPM_CHECK(b.features.empty(), "batch: feature rows are only for EAGLE draft heads");
   MCPM_CHECK(!b.row_invariant || backend_->supports_row_invariant(),
              "the {} backend has no batch-invariant kernels (needed for speculative verification / deterministic "
              "batching)", backend_->describe());
@@ -548,6 +649,7 @@ void Model::forward(const Batch& b) {
   be.upload(rows_, rows.data(), size_t(T) * 4);
   be.upload(positions_, b.pos.empty() ? rows.data() : b.pos.data(), size_t(T) * 4);
   if (masked) be.upload(tree_mask_, b.tree_mask.data(), size_t(T) * 8);
+  if (spec_.eagle) be.upload(features_, b.features.data(), b.features.size() * 4);
 
   // InfLLM v2: the dense/sparse decision is per run, from where its keys end (a prompt fed in chunks
   // decides from its whole length, set_prefill_end).
@@ -582,7 +684,7 @@ void Model::forward(const Batch& b) {
     ~RowInvariantScope() { if (on) be.set_row_invariant(false); }
   } scope(be, b.row_invariant);
 
-  if (T == 1 && be.supports_graphs()) {
+  if (T == 1 && be.supports_graphs() && !spec_.eagle) {  // (graph keys are per backend: the target's)
     // One decode step: recorded once per (sequence, dense/sparse) and replayed.
     const int key = 1 + 2 * runs[0].seq + (sparse_runs[0] ? 1 : 0);
     if (!be.graph_replay(key)) {
@@ -615,7 +717,22 @@ void Model::run_layers(int64_t T, const std::vector<BatchRun>& runs, const std::
   const float c = s.residual_scale(), eps = float(s.rms_eps);
   const float attn_scale = float(1.0 / std::sqrt(double(s.head_dim)));
   const int64_t qd = s.q_dim(), kvd = s.kv_dim();
-  be.embed(tokens_, T, w_.embed, float(s.scale_emb), x_);
+  if (s.eagle) {
+    // EAGLE input: x = fc([norm1(scale_emb * E[tok]) ; norm2(feature)]) (+ bias).
+    const EagleWeights& e = w_.eagle;
+    const int64_t H = s.hidden;
+    be.embed(tokens_, T, w_.embed, float(s.scale_emb), x_);
+    be.rmsnorm(x_, T, H, e.input_norm1, eps, xn_);
+    be.rmsnorm(features_, T, H, e.input_norm2, eps, x_);
+    for (int64_t t = 0; t < T; ++t) {
+      be.copy(concat_ + t * 2 * H, xn_ + t * H, size_t(H) * 4);
+      be.copy(concat_ + t * 2 * H + H, x_ + t * H, size_t(H) * 4);
+    }
+    if (e.fc_bias) be.embed(zeros_, T, Matrix{e.fc_bias, DType::F32, 1, H}, 1.0f, x_);  // x = bias in every row
+    be.matmul(concat_, T, e.fc, x_, 1.0f, e.fc_bias ? 1.0f : 0.0f);
+  } else {
+    be.embed(tokens_, T, w_.embed, float(s.scale_emb), x_);
+  }
   for (int l = 0; l < int(s.n_layers); ++l) {
     const LayerWeights& lw = w_.layers[size_t(l)];
     be.rmsnorm(x_, T, s.hidden, lw.attn_norm, eps, xn_);
@@ -652,7 +769,8 @@ void Model::run_layers(int64_t T, const std::vector<BatchRun>& runs, const std::
     if (tap_ && tap_site(l, TapSite::FfnOut, ffn_, T, s.intermediate)) return;
     be.matmul(ffn_, T, lw.w_down, x_, c, 1.0f);  // x += c * mlp
   }
-  be.rmsnorm(x_, T, s.hidden, w_.final_norm, eps, xn_);
+  if (s.eagle) be.copy(xn_, x_, size_t(T * s.hidden) * 4);  // a draft head has no final norm: z' = x
+  else be.rmsnorm(x_, T, s.hidden, w_.final_norm, eps, xn_);
 }
 
 bool Model::tap_site(int layer, TapSite site, const float* x, int64_t T, int64_t K) {
@@ -694,8 +812,8 @@ void Model::set_linear_weights(int layer, TensorRole role, const float* w) {
 int32_t Model::sample(int64_t row, const DeviceSampling& sampling) {
   MCPM_CHECK(backend_->supports_device_sampling(), "this backend has no device sampling");
   MCPM_CHECK(row >= 0 && row < last_T_, "sample: row {} outside the last batch of {}", row, last_T_);
-  backend_->matmul(xn_ + row * spec_.hidden, 1, w_.lm_head, logits_, spec_.logit_scale(), 0.0f);
-  backend_->sample(logits_, spec_.vocab_size, sampling, sampled_);
+  backend_->matmul(xn_ + row * spec_.hidden, 1, w_.lm_head, logits_, logit_scale_, 0.0f);
+  backend_->sample(logits_, n_logits_, sampling, sampled_);
   int32_t tok = 0;
   backend_->download(&tok, sampled_, 4);
   return tok;
@@ -710,7 +828,7 @@ void Model::logits(int64_t row0, int64_t n_rows, float* out) {
 }
 
 void Model::logits_rows(const std::vector<int64_t>& rows, float* out) {
-  const int64_t n = int64_t(rows.size()), H = spec_.hidden, V = spec_.vocab_size, R = options_.max_logit_rows;
+  const int64_t n = int64_t(rows.size()), H = spec_.hidden, V = n_logits_, R = options_.max_logit_rows;
   for (int64_t r : rows) MCPM_CHECK(r >= 0 && r < last_T_, "logits: row {} outside the last batch of {}", r, last_T_);
   Backend& be = *backend_;
   if (last_row_invariant_) be.set_row_invariant(true);
@@ -724,7 +842,7 @@ void Model::logits_rows(const std::vector<int64_t>& rows, float* out) {
         for (int64_t i = 0; i < m; ++i) be.copy(gather_ + i * H, xn_ + rows[size_t(i0 + i)] * H, size_t(H) * 4);
         x = gather_;
       }
-      be.matmul(x, m, w_.lm_head, logits_, spec_.logit_scale(), 0.0f);
+      be.matmul(x, m, w_.lm_head, logits_, logit_scale_, 0.0f);
       be.download(out + i0 * V, logits_, size_t(m * V) * 4);
     }
   } catch (...) {

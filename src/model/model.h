@@ -19,6 +19,8 @@
 
 namespace mcpm {
 
+class Model;
+
 // Progress bar on stderr while the weights load: Auto shows it on a terminal for checkpoints of
 // 512 MiB or more.
 enum class LoadProgress { Off, Auto, On };
@@ -44,6 +46,11 @@ struct LoadOptions {
   int64_t head_group = 128;
   // Dense linears whose values are ternary per row / per group (BitCPM4 fake-quant) run as t2.
   bool detect_ternary = true;
+  // EAGLE draft heads (a folder with fc.weight): the target they draft for (its embedding and lm_head
+  // are shared, same backend) and the FR-Spec vocabulary (draft logit i = token draft_vocab[i];
+  // empty = the full vocabulary).
+  const Model* draft_of = nullptr;
+  std::vector<int32_t> draft_vocab;
 };
 
 struct LayerWeights {
@@ -56,11 +63,19 @@ struct LayerWeights {
   Matrix w_down;                     // [H, F]
 };
 
+struct EagleWeights {
+  Matrix fc;                          // [H, 2H]: columns [0, H) act on the embedding, [H, 2H) on the feature
+  const float* fc_bias = nullptr;     // [H] or null
+  const float* input_norm1 = nullptr; // [H]
+  const float* input_norm2 = nullptr; // [H]
+};
+
 struct ModelWeights {
-  Matrix embed;                  // [V, H]
+  Matrix embed;                  // [V, H] (EAGLE: the target's)
+  EagleWeights eagle;            // EAGLE draft heads only
   std::vector<LayerWeights> layers;
   const float* final_norm = nullptr;  // [H]
-  Matrix lm_head;                // [V, H] (the embedding when tied)
+  Matrix lm_head;                // [V, H] (the embedding when tied; EAGLE: the target's, or its FR-Spec rows [Vd, H])
 };
 
 // Inputs of a layer's linears, as the quantizer's calibration sees them (host copies).
@@ -73,6 +88,9 @@ class Model {
   // Validates the whole folder first (every tensor's name, dtype and shape); nothing is allocated
   // for a broken checkpoint. Throws mcpm::Error naming the file/field.
   static std::unique_ptr<Model> load(const std::string& dir, Backend& backend, const LoadOptions& options);
+  ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
   // Checks a checkpoint folder against its config without loading weights; returns the spec.
   static ModelSpec validate(const CheckpointFolder& folder);
 
@@ -81,14 +99,20 @@ class Model {
   const MemoryPlan& plan() const { return plan_; }
   const std::string& dir() const { return dir_; }
   Backend& backend() { return *backend_; }
+  const Backend& backend() const { return *backend_; }
   int64_t n_ctx() const { return options_.n_ctx; }
   int64_t n_past() const { return seqs_[0].len; }
   const RopeTables& rope() const { return rope_host_; }
   // How the weights are stored in memory, e.g. "linears q4 g128 (gptq 4-bit g128 sym (v1 zeros)), head bf16".
   const std::string& weight_summary() const { return weight_summary_; }
+  const ModelWeights& weights() const { return w_; }
   // Bytes of weights read per decoded token (for the bandwidth floor).
   size_t weight_bytes_per_token() const;
   size_t kv_bytes_per_token() const;  // all layers, K and V
+  // Width of a logits row: vocab_size, or the FR-Spec vocabulary of an EAGLE draft head.
+  int64_t n_logits() const { return n_logits_; }
+  bool is_draft() const { return spec_.eagle.has_value(); }
+  const std::vector<int32_t>& draft_vocab() const { return options_.draft_vocab; }
 
   // Runs T tokens (1 <= T <= max_batch) at positions n_past .. n_past+T-1 and appends them to the
   // KV cache. Afterwards the final-norm hidden states of these T tokens are ready for logits().
@@ -120,7 +144,7 @@ class Model {
   // logits [rows.size(), V] (host) of the given tokens of the last batch, one lm_head pass for all.
   void logits_rows(const std::vector<int64_t>& rows, float* out);
   // Final-norm hidden states [rows.size(), H] (host) of the given tokens of the last batch (before the
-  // logit scale: the feature an EAGLE draft head reads).
+  // logit scale: the feature an EAGLE draft head reads; for a draft head, its output z').
   void hidden_rows(const std::vector<int64_t>& rows, float* out);
 
   // ---- InfLLM v2 sparse attention (docs/infllmv2.md) ----
@@ -185,6 +209,8 @@ class Model {
   ModelWeights w_;
   RopeTables rope_host_;
   std::vector<SeqState> seqs_;
+  int64_t n_logits_ = 0;
+  float logit_scale_ = 1.0f;
   int64_t last_T_ = 0;
   std::vector<BatchRun> last_runs_;
   bool last_row_invariant_ = false;
@@ -209,6 +235,9 @@ class Model {
   float* ffn_ = nullptr;          // [B, F]
   float* ffn_tmp_ = nullptr;      // [B, F]
   float* logits_ = nullptr;       // [R, V]
+  float* features_ = nullptr;     // [B, H] EAGLE: uploaded feature rows
+  float* concat_ = nullptr;       // [B, 2H] EAGLE: [norm1(embedding) ; norm2(feature)]
+  int32_t* zeros_ = nullptr;      // [B] EAGLE: row ids broadcasting fc.bias
   void* attn_scratch_ = nullptr;
   int32_t* sampled_ = nullptr;    // [1] device-sampled token
 

@@ -2,11 +2,15 @@
 
 #include <cmath>
 
+#include "core/checked.h"
 #include "core/error.h"
 
 namespace mcpm {
 
-float ModelSpec::residual_scale() const { return float(scale_depth / std::sqrt(double(n_layers))); }
+float ModelSpec::residual_scale() const {
+  const int64_t denom = eagle && eagle->residual_layers > 0 ? eagle->residual_layers : n_layers;
+  return float(scale_depth / std::sqrt(double(denom)));
+}
 float ModelSpec::logit_scale() const { return float(dim_model_base / double(hidden)); }
 
 int64_t ModelSpec::n_params() const {
@@ -62,22 +66,34 @@ ModelSpec ModelSpec::from_json(const json& config, const std::string& where, con
   s.n_layers = c.required<int64_t>("num_hidden_layers");
   s.n_heads = c.required<int64_t>("num_attention_heads");
   s.n_kv_heads = c.optional<int64_t>("num_key_value_heads", s.n_heads);
-  MCPM_CHECK(s.vocab_size > 0 && s.hidden > 0 && s.intermediate > 0 && s.n_layers > 0 && s.n_heads > 0 && s.n_kv_heads > 0,
-             "{}: vocab_size, hidden_size, intermediate_size, num_hidden_layers, num_attention_heads and "
-             "num_key_value_heads must be positive", where);
+  // Bounds before anything is sized from these values (real MiniCPM4: vocab 73448, hidden <= 4096,
+  // layers <= 62); generous limits, but no value that overflows a tensor list or the memory plan.
+  check_range(s.vocab_size, 1, int64_t(1) << 24, where, "vocab_size");
+  check_range(s.hidden, 1, int64_t(1) << 16, where, "hidden_size");
+  check_range(s.intermediate, 1, int64_t(1) << 20, where, "intermediate_size");
+  check_range(s.n_layers, 1, 4096, where, "num_hidden_layers");
+  check_range(s.n_heads, 1, 4096, where, "num_attention_heads");
+  check_range(s.n_kv_heads, 1, 4096, where, "num_key_value_heads");
   MCPM_CHECK(s.hidden % s.n_heads == 0 || c.has("head_dim"), "{}: hidden_size {} is not divisible by num_attention_heads {}",
              where, s.hidden, s.n_heads);
   s.head_dim = c.optional<int64_t>("head_dim", s.hidden / s.n_heads);
   MCPM_CHECK(s.head_dim > 0 && s.head_dim % 2 == 0, "{}: head_dim {} must be positive and even", where, s.head_dim);
+  check_range(s.head_dim, 2, 4096, where, "head_dim");
   MCPM_CHECK(s.n_heads % s.n_kv_heads == 0, "{}: num_attention_heads {} is not a multiple of num_key_value_heads {}", where,
              s.n_heads, s.n_kv_heads);
   s.rms_eps = c.optional<double>("rms_norm_eps", 1e-6);
   s.rope_theta = c.optional<double>("rope_theta", 10000.0);
   s.max_position = c.optional<int64_t>("max_position_embeddings", 2048);
+  check_range(s.max_position, 1, int64_t(INT32_MAX), where, "max_position_embeddings");
+  MCPM_CHECK(std::isfinite(s.rms_eps) && s.rms_eps > 0, "{}: rms_norm_eps must be a positive number (got {})", where, s.rms_eps);
+  MCPM_CHECK(std::isfinite(s.rope_theta) && s.rope_theta > 1, "{}: rope_theta must be a number > 1 (got {})", where,
+             s.rope_theta);
   s.scale_emb = c.optional<double>("scale_emb", 1.0);
   s.scale_depth = c.optional<double>("scale_depth", 1.0);
   s.dim_model_base = c.optional<double>("dim_model_base", 1.0);
-  MCPM_CHECK(s.dim_model_base > 0, "{}: dim_model_base must be positive", where);
+  MCPM_CHECK(std::isfinite(s.dim_model_base) && s.dim_model_base > 0, "{}: dim_model_base must be positive", where);
+  MCPM_CHECK(std::isfinite(s.scale_emb) && std::isfinite(s.scale_depth), "{}: scale_emb and scale_depth must be finite numbers",
+             where);
   s.tie_embeddings = c.optional<bool>("tie_word_embeddings", true);
   s.torch_dtype = c.optional<std::string>("torch_dtype", "");
   s.bos_id = c.optional<int32_t>("bos_token_id", 1);
@@ -97,7 +113,13 @@ ModelSpec ModelSpec::from_json(const json& config, const std::string& where, con
                s.rope_scaling.long_factor.size(), half);
     MCPM_CHECK(s.rope_scaling.short_factor.size() == half, "{}: short_factor has {} values, expected head_dim/2 = {}",
                r.where(), s.rope_scaling.short_factor.size(), half);
-    MCPM_CHECK(s.rope_scaling.original_max_position > 0, "{}: original_max_position_embeddings must be positive", r.where());
+    // mscale = sqrt(1 + ln(max/orig) / ln(orig)): orig 0 or 1 divides by zero, orig > max goes negative.
+    MCPM_CHECK(s.rope_scaling.original_max_position >= 2 && s.rope_scaling.original_max_position <= s.max_position,
+               "{}: original_max_position_embeddings = {} must be in [2, max_position_embeddings = {}]", r.where(),
+               s.rope_scaling.original_max_position, s.max_position);
+    for (const auto* f : {&s.rope_scaling.long_factor, &s.rope_scaling.short_factor})
+      for (float x : *f)
+        MCPM_CHECK(std::isfinite(x) && x > 0, "{}: LongRoPE factors must be positive numbers (found {})", r.where(), x);
   }
 
   if (c.has("sparse_config")) {
@@ -135,7 +157,8 @@ ModelSpec ModelSpec::from_json(const json& config, const std::string& where, con
 
 json ModelSpec::to_json() const {
   json j;
-  j["architectures"] = {"MiniCPMForCausalLM"};
+  j["architectures"] = {eagle ? "MiniCPMEagle" : "MiniCPMForCausalLM"};
+  if (eagle && eagle->residual_layers > 0) j["mup_denominator"] = eagle->residual_layers;
   j["model_type"] = model_type;
   j["vocab_size"] = vocab_size;
   j["hidden_size"] = hidden;

@@ -29,6 +29,20 @@ struct SparseConfig {
   int64_t dense_len = 8192;  // -1: always sparse
 };
 
+// EAGLE draft head (docs/speculative.md; CPM.cu's MiniCPM4 layout): no embedding, final norm or
+// lm_head of its own. Input at draft position t: z = fc([RMSNorm1(scale_emb * E[x_{t+1}]);
+// RMSNorm2(h_t)]) (+ fc.bias) with E the target's embedding and h_t the target's final-norm hidden
+// state (or the draft's own output when drafting deeper); then the decoder layers; output z' = the
+// residual stream (no final norm), logits = z' W^T over the target lm_head rows (FR-Spec subset).
+// Detected from the tensors (fc.weight); variants are fields, the forward pass is the model's.
+struct EagleSpec {
+  bool fc_bias = false;
+  std::string layer_prefix = "layers.";  // CPM.cu: "layers.{i}."; GPTQ sources: "model.layers.{i}."
+  // The residual multiplier is scale_depth / sqrt(residual_layers): config "mup_denominator" when
+  // given (vLLM), else the target's layer count + 1 (CPM.cu), filled in when the draft is loaded.
+  int64_t residual_layers = 0;
+};
+
 struct ModelSpec {
   std::string model_type = "minicpm";
   int64_t vocab_size = 0;
@@ -50,12 +64,13 @@ struct ModelSpec {
   std::vector<int32_t> eos_ids;  // config eos ids, then generation_config ones
   std::optional<int32_t> pad_id;
   std::optional<SparseConfig> sparse;
+  std::optional<EagleSpec> eagle;  // an EAGLE draft head
   std::string torch_dtype;
 
   int64_t q_dim() const { return n_heads * head_dim; }
   int64_t kv_dim() const { return n_kv_heads * head_dim; }
   int64_t group_size() const { return n_heads / n_kv_heads; }
-  float residual_scale() const;  // scale_depth / sqrt(L)
+  float residual_scale() const;  // scale_depth / sqrt(L) (EAGLE: / sqrt(eagle->residual_layers))
   float logit_scale() const;     // 1 / (hidden / dim_model_base): multiplies the final-norm output
   int64_t n_params() const;
   std::string describe() const;

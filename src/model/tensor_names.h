@@ -10,7 +10,7 @@
 
 namespace mcpm {
 
-enum class TensorRole { Embedding, Norm, AttnQ, AttnK, AttnV, AttnO, FfnGate, FfnUp, FfnDown, LmHead };
+enum class TensorRole { Embedding, Norm, AttnQ, AttnK, AttnV, AttnO, FfnGate, FfnUp, FfnDown, LmHead, EagleFc, EagleBias };
 
 struct TensorSpec {
   std::string name;
@@ -22,8 +22,10 @@ struct TensorSpec {
 
 // Every tensor the checkpoint must hold, in a fixed order. lm_head.weight is listed only when the
 // embeddings are untied (a tied checkpoint may still carry it; the loader accepts and ignores it).
+// An EAGLE draft head (spec.eagle) lists fc.weight [H, 2H], fc.bias [H] (when present),
+// input_norm1/2 and its layers under spec.eagle->layer_prefix; no embedding, final norm or lm_head.
 std::vector<TensorSpec> model_tensor_specs(const ModelSpec& spec);
 
-std::string layer_tensor_name(int layer, const char* suffix);  // "model.layers.{i}.{suffix}"
+std::string layer_tensor_name(int layer, const char* suffix, const std::string& prefix = "model.layers.");  // "{prefix}{i}.{suffix}"
 
 }  // namespace mcpm

@@ -1,6 +1,8 @@
 #include "runtime/generator.h"
 
 #include <algorithm>
+#include <deque>
+#include <optional>
 
 #include "core/error.h"
 #include "core/timer.h"
@@ -39,12 +41,13 @@ void Generator::reset() {
   model_.truncate(0);
 }
 
-void Generator::evaluate(const std::vector<int32_t>& tokens) {
+void Generator::evaluate(const std::vector<int32_t>& tokens, Drafter* drafter) {
   const int64_t B = model_.options().max_batch;
   model_.set_prefill_end(model_.n_past() + int64_t(tokens.size()));
   for (size_t i = 0; i < tokens.size(); i += size_t(B)) {
     const int64_t n = std::min<int64_t>(B, int64_t(tokens.size() - i));
     model_.forward(tokens.data() + i, n);
+    if (drafter) drafter->observe_prefill(model_, tokens.data() + i, n);
     cache_tokens_.insert(cache_tokens_.end(), tokens.begin() + int64_t(i), tokens.begin() + int64_t(i) + n);
     last_row_ = n - 1;
   }
@@ -65,8 +68,9 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
   common = std::min(common, prompt.size() - 1);
   model_.truncate(int64_t(common));
   cache_tokens_.resize(common);
+  if (o.drafter) o.drafter->rollback(int64_t(common));
   const double t0 = now_seconds();
-  evaluate(std::vector<int32_t>(prompt.begin() + int64_t(common), prompt.end()));
+  evaluate(std::vector<int32_t>(prompt.begin() + int64_t(common), prompt.end()), o.drafter);
   res.n_prompt_evaluated = int64_t(prompt.size() - common);
   res.prefill_seconds = now_seconds() - t0;
 
@@ -77,7 +81,7 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
   for (int32_t t : prompt) sampler.accept(t);
   // Sample on the device when the backend can and no penalty needs the history on the host.
   const SamplerParams& sp = o.sampling;
-  const bool on_device = model_.backend().supports_device_sampling() && sp.repetition_penalty == 1.0f &&
+  const bool on_device = !o.drafter && model_.backend().supports_device_sampling() && sp.repetition_penalty == 1.0f &&
                          sp.presence_penalty == 0.0f && sp.frequency_penalty == 0.0f;
   DeviceSampling ds{sp.temperature, sp.top_k, sp.top_p, sp.min_p, sp.seed, 0};
   auto next_token = [&]() -> int32_t {
@@ -95,14 +99,25 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
   const double t1 = now_seconds();
   bool cancelled = false;
   res.finish = FinishReason::Length;
+  std::optional<SpecDecoder> spec;
+  if (o.drafter) spec.emplace(model_, *o.drafter, o.spec);
+  // Tokens chosen but not yet emitted: one after a plain step, the accepted path after a speculative one.
+  std::deque<int32_t> ready;
+  std::vector<int32_t> history;  // with a drafter: every token of the sequence, the next root last
+  if (spec) history = prompt;
   for (int64_t i = 0; i < o.max_tokens; ++i) {
-    const int32_t tok = next_token();
+    if (ready.empty()) {
+      ready.push_back(next_token());
+      if (spec) sampler.accept(ready.back());
+    }
+    const int32_t tok = ready.front();
+    ready.pop_front();
     if (o.stop_on_eos && std::find(eos.begin(), eos.end(), tok) != eos.end()) {
       res.finish = FinishReason::Eos;
       break;
     }
     res.tokens.push_back(tok);
-    sampler.accept(tok);
+    if (!spec) sampler.accept(tok);  // the speculative walk records its picks itself
     if (stream) {
       pending += stream->push(tok);
       // Stop strings: text already streamed never holds the start of one (see holdback below), so
@@ -134,10 +149,27 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
       res.finish = FinishReason::Context;
       break;
     }
-    if (i + 1 < o.max_tokens) {
-      model_.forward(&tok, 1);
-      cache_tokens_.push_back(tok);
-      last_row_ = 0;
+    if (i + 1 < o.max_tokens && ready.empty()) {
+      if (spec) {
+        // Root = tok; the step caches it and the accepted drafts and returns what to emit next.
+        history.push_back(tok);
+        const std::vector<int32_t> out =
+            spec->step(tok, history, int(std::min<int64_t>(o.max_tokens - i - 1, DraftTree::kMaxNodes)),
+                       [&](const float* row) {
+                         std::copy(row, row + model_.spec().vocab_size, logits_.data());
+                         const int32_t t = sampler.sample(logits_.data(), model_.spec().vocab_size);
+                         sampler.accept(t);
+                         return t;
+                       });
+        cache_tokens_.push_back(tok);
+        cache_tokens_.insert(cache_tokens_.end(), out.begin(), out.end() - 1);
+        history.insert(history.end(), out.begin(), out.end() - 1);
+        ready.assign(out.begin(), out.end());
+      } else {
+        model_.forward(&tok, 1);
+        cache_tokens_.push_back(tok);
+        last_row_ = 0;
+      }
     }
   }
   if (stream && res.finish != FinishReason::Stop && !cancelled) {
@@ -153,6 +185,7 @@ GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const Gen
     }
   }
   res.decode_seconds = now_seconds() - t1;
+  if (spec) res.spec = spec->stats();
   return res;
 }
 

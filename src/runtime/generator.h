@@ -10,6 +10,7 @@
 
 #include "model/model.h"
 #include "runtime/sampler.h"
+#include "runtime/speculative.h"
 
 namespace mcpm {
 
@@ -21,6 +22,9 @@ struct GenerateOptions {
   std::vector<std::string> stop_strings;
   bool stop_on_eos = true;
   std::vector<int32_t> extra_eos_ids;  // in addition to the model's eos ids
+  // Speculative decoding (runtime/speculative.h): null = plain decoding. Output is the same either way.
+  Drafter* drafter = nullptr;
+  SpecLimits spec;
 };
 
 enum class FinishReason { Eos, Stop, Length, Context, Cancelled };
@@ -33,6 +37,7 @@ struct GenerateResult {
   int64_t n_prompt = 0;         // prompt tokens
   int64_t n_prompt_evaluated = 0;  // prompt tokens actually run (the rest came from the cache)
   double prefill_seconds = 0, decode_seconds = 0;
+  SpecStats spec;  // with a drafter
 };
 
 // Called with each new piece of text; return false to stop generating.
@@ -44,7 +49,7 @@ class Generator {
   // Runs the prompt (reusing the cached common prefix), then generates.
   GenerateResult generate(const std::vector<int32_t>& prompt, const GenerateOptions& options, const TextCallback& on_text = {});
   // Feeds tokens without sampling (prompt processing).
-  void evaluate(const std::vector<int32_t>& tokens);
+  void evaluate(const std::vector<int32_t>& tokens, Drafter* drafter = nullptr);
   const std::vector<int32_t>& cached_tokens() const { return cache_tokens_; }
   void reset();
 

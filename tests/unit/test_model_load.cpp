@@ -152,3 +152,23 @@ TEST(ModelLoad, UnalignedTensorsAreCopiedNotReadInPlace) {
   EXPECT_EQ(mapped_on, expect_mapped);
   EXPECT_GE(mapped_on, size_t(40 * 35 * 2));  // at least the bf16 embedding is read in place
 }
+
+// --ctx values that would overflow the memory plan (or the int32 positions) are errors that name the
+// flag; a negative one is not silently taken as the default.
+TEST(ModelLoad, ContextSizeIsBounded) {
+  RandomCheckpointOptions o;
+  o.spec = make_spec(64, 2, 4, 1, 80, 50);
+  const std::string dir = test::temp_dir();
+  write_random_checkpoint(o, dir);
+  auto be = make_cpu_backend({1, false, 0});
+  LoadOptions lo;
+  lo.n_ctx = int64_t(1) << 61;
+  MCPM_EXPECT_ERROR(Model::load(dir, *be, lo), "--ctx", "2305843009213693952", "outside");
+  lo.n_ctx = -5;
+  MCPM_EXPECT_ERROR(Model::load(dir, *be, lo), "--ctx -5 is negative");
+  lo.n_ctx = int64_t(1) << 30;  // in range, but the KV cache (2^30 rows) does not fit this machine
+  MCPM_EXPECT_ERROR(Model::load(dir, *be, lo), "memory plan needs", "Reduce --ctx");
+  lo.n_ctx = 64;
+  lo.max_batch = 0;
+  MCPM_EXPECT_ERROR(Model::load(dir, *be, lo), "--batch 0");
+}

@@ -60,6 +60,11 @@ TEST(Safetensors, BrokenFilesGiveClearErrors) {
   MCPM_EXPECT_ERROR(SafetensorsFile{p}, "bad shape");
   write_bytes(p, file_with_header(R"({"a": {"dtype": "BF16", "shape": [2]}})", "xxxx"));
   MCPM_EXPECT_ERROR(SafetensorsFile{p}, "data_offsets");
+  // An element count that overflows int64 (2^32 x 2^32 wraps to 0) must not pass the byte check.
+  write_bytes(p, file_with_header(R"({"a": {"dtype": "BF16", "shape": [4294967296, 4294967296], "data_offsets": [0, 0]}})", ""));
+  MCPM_EXPECT_ERROR(SafetensorsFile{p}, "'a'", "[4294967296,4294967296]", "more elements");
+  write_bytes(p, file_with_header(R"({"a": {"dtype": "F32", "shape": [3037000500, 3037000500, 0], "data_offsets": [0, 0]}})", ""));
+  MCPM_EXPECT_ERROR(SafetensorsFile{p}, "'a'", "more elements");
   write_bytes(p, file_with_header(R"([1, 2])", ""));
   MCPM_EXPECT_ERROR(SafetensorsFile{p}, "not a JSON object");
   MCPM_EXPECT_ERROR(SafetensorsFile{dir + "/missing.safetensors"}, "missing.safetensors", "cannot open");

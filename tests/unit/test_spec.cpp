@@ -101,3 +101,45 @@ TEST(Spec, ConfigRoundTrip) {
   EXPECT_EQ(r.sparse->dense_len, 100);
   EXPECT_EQ(r.sparse->topk, 64);
 }
+
+// Hostile config values get an error naming the file and field before anything is sized from them.
+TEST(Spec, OutOfRangeConfigValuesAreErrors) {
+  const json base = make_spec(64, 2, 4, 2, 96, 100).to_json();
+  auto expect_error = [&](const char* key, json value, std::initializer_list<const char*> parts) {
+    json c = base;
+    c[key] = value;
+    try {
+      ModelSpec::from_json(c, "/m/config.json");
+      ADD_FAILURE() << key << " = " << value.dump() << " was accepted";
+    } catch (const Error& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find("/m/config.json"), std::string::npos) << msg;
+      for (const char* p : parts) EXPECT_NE(msg.find(p), std::string::npos) << msg << "\n  missing: " << p;
+    }
+  };
+  expect_error("num_hidden_layers", 100000000000LL, {"num_hidden_layers = 100000000000", "outside [1, 4096]"});
+  expect_error("hidden_size", int64_t(1) << 40, {"hidden_size"});
+  expect_error("vocab_size", int64_t(1) << 40, {"vocab_size"});
+  expect_error("intermediate_size", 0, {"intermediate_size = 0"});
+  expect_error("num_key_value_heads", -2, {"num_key_value_heads"});
+  expect_error("max_position_embeddings", int64_t(1) << 40, {"max_position_embeddings"});
+  expect_error("rms_norm_eps", 0.0, {"rms_norm_eps"});
+  expect_error("rope_theta", -1.0, {"rope_theta"});
+  // LongRoPE: original_max_position_embeddings 0 or 1 divides by zero in mscale, above
+  // max_position_embeddings it yields NaN.
+  json c = make_spec(64, 2, 4, 2, 96, 100).to_json();
+  c["rope_scaling"] = {{"rope_type", "longrope"},
+                       {"long_factor", std::vector<float>(8, 2.0f)},
+                       {"short_factor", std::vector<float>(8, 1.0f)},
+                       {"original_max_position_embeddings", 1024}};
+  c["max_position_embeddings"] = 2048;
+  EXPECT_NO_THROW(ModelSpec::from_json(c, "/m/config.json"));
+  for (int64_t orig : {int64_t(0), int64_t(1), int64_t(4096)}) {
+    c["rope_scaling"]["original_max_position_embeddings"] = orig;
+    MCPM_EXPECT_ERROR(ModelSpec::from_json(c, "/m/config.json"), "original_max_position_embeddings",
+                      fmt::format("= {}", orig).c_str(), "[2, max_position_embeddings = 2048]");
+  }
+  c["rope_scaling"]["original_max_position_embeddings"] = 1024;
+  c["rope_scaling"]["long_factor"][3] = -1.0f;
+  MCPM_EXPECT_ERROR(ModelSpec::from_json(c, "/m/config.json"), "LongRoPE factors");
+}

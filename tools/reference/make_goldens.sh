@@ -22,7 +22,7 @@ else
   trap 'rm -rf "$WORK"' EXIT
 fi
 
-"$PY" -c "import torch, numpy" || { echo "error: $PY has no torch/numpy (use Debian's /usr/bin/python3 with python3-torch)" >&2; exit 1; }
+"$PY" -c "import torch, numpy" || { echo "error: $PY has no torch/numpy (install them with: bash scripts/setup.sh --reference)" >&2; exit 1; }
 "$PY" "$REF" selftest
 "$PY" "$REF" manifest --out "$OUT/manifest.json"
 if [ ! -f "$BUILD/CMakeCache.txt" ]; then

@@ -331,43 +331,51 @@ def _weights(cfg, weights, cast):
     return W, head
 
 
-def forward(cfg, weights, tokens, dtype=torch.float32):
-    """Logits [T, V] (float32 or float64) for tokens at positions 0..T-1; all math in `dtype`."""
+def rmsnorm(cfg, x, w):
+    var = x.pow(2).mean(-1, keepdim=True)
+    return x * torch.rsqrt(var + cfg.eps) * w
+
+
+def decoder_layer(cfg, W, p, x, cos, sin, mask, c):
+    """One MiniCPM decoder layer on x [T, H] (tensor names under prefix p), residual multiplier c."""
+    T, d, nh, nkv = x.shape[0], cfg.d, cfg.nh, cfg.nkv
+    a = rmsnorm(cfg, x, W[p + "input_layernorm.weight"])
+    q = (a @ W[p + "self_attn.q_proj.weight"].T).view(T, nh, d).transpose(0, 1)
+    k = (a @ W[p + "self_attn.k_proj.weight"].T).view(T, nkv, d).transpose(0, 1)
+    v = (a @ W[p + "self_attn.v_proj.weight"].T).view(T, nkv, d).transpose(0, 1)
+    q = q * cos + rotate_half(q) * sin
+    k = k * cos + rotate_half(k) * sin
+    k = torch.repeat_interleave(k, nh // nkv, dim=0)
+    v = torch.repeat_interleave(v, nh // nkv, dim=0)
+    s = (q @ k.transpose(1, 2)) / math.sqrt(d)
+    s = s.masked_fill(mask, float("-inf"))
+    o = torch.softmax(s, dim=-1) @ v
+    o = o.transpose(0, 1).reshape(T, nh * d) @ W[p + "self_attn.o_proj.weight"].T
+    x = x + o * c
+    b = rmsnorm(cfg, x, W[p + "post_attention_layernorm.weight"])
+    g = b @ W[p + "mlp.gate_proj.weight"].T
+    u = b @ W[p + "mlp.up_proj.weight"].T
+    m = (torch.nn.functional.silu(g) * u) @ W[p + "mlp.down_proj.weight"].T
+    return x + m * c
+
+
+def forward(cfg, weights, tokens, dtype=torch.float32, hidden=False):
+    """Logits [T, V] (float32 or float64) for tokens at positions 0..T-1; all math in `dtype`.
+    hidden=True returns the final-norm hidden states [T, H] instead (what an EAGLE draft reads)."""
     W, Wlm = _weights(cfg, weights, lambda t: t.to(dtype))
-    T, d, nh, nkv = len(tokens), cfg.d, cfg.nh, cfg.nkv
+    T = len(tokens)
     ids = torch.tensor(tokens, dtype=torch.long)
     if int(ids.min()) < 0 or int(ids.max()) >= cfg.V:
         raise ValueError("token id outside the vocabulary")
     cos, sin = rope_tables(cfg, T, dtype)
     mask = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)
     c = cfg.scale_depth / math.sqrt(cfg.L)
-
-    def rmsnorm(x, w):
-        var = x.pow(2).mean(-1, keepdim=True)
-        return x * torch.rsqrt(var + cfg.eps) * w
-
     x = W["model.embed_tokens.weight"][ids] * cfg.scale_emb
     for l in range(cfg.L):
-        p = f"model.layers.{l}."
-        a = rmsnorm(x, W[p + "input_layernorm.weight"])
-        q = (a @ W[p + "self_attn.q_proj.weight"].T).view(T, nh, d).transpose(0, 1)
-        k = (a @ W[p + "self_attn.k_proj.weight"].T).view(T, nkv, d).transpose(0, 1)
-        v = (a @ W[p + "self_attn.v_proj.weight"].T).view(T, nkv, d).transpose(0, 1)
-        q = q * cos + rotate_half(q) * sin
-        k = k * cos + rotate_half(k) * sin
-        k = torch.repeat_interleave(k, nh // nkv, dim=0)
-        v = torch.repeat_interleave(v, nh // nkv, dim=0)
-        s = (q @ k.transpose(1, 2)) / math.sqrt(d)
-        s = s.masked_fill(mask, float("-inf"))
-        o = torch.softmax(s, dim=-1) @ v
-        o = o.transpose(0, 1).reshape(T, nh * d) @ W[p + "self_attn.o_proj.weight"].T
-        x = x + o * c
-        b = rmsnorm(x, W[p + "post_attention_layernorm.weight"])
-        g = b @ W[p + "mlp.gate_proj.weight"].T
-        u = b @ W[p + "mlp.up_proj.weight"].T
-        m = (torch.nn.functional.silu(g) * u) @ W[p + "mlp.down_proj.weight"].T
-        x = x + m * c
-    y = rmsnorm(x, W["model.norm.weight"])
+        x = decoder_layer(cfg, W, f"model.layers.{l}.", x, cos, sin, mask, c)
+    y = rmsnorm(cfg, x, W["model.norm.weight"])
+    if hidden:
+        return y
     return (y / (cfg.H / cfg.dim_model_base)) @ Wlm.T
 
 

@@ -1,0 +1,130 @@
+#include "runtime/speculative.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "core/timer.h"
+#include "model/model.h"
+
+namespace mcpm {
+
+std::string SpecStats::describe() const {
+  return fmt::format("spec: {} verify steps, mean accepted length {:.2f} (tokens per target forward), {} drafted nodes, "
+                     "{} plain steps, draft {:.3f} s, verify {:.3f} s",
+                     steps, mean_accepted(), drafted, plain_steps, draft_seconds, verify_seconds);
+}
+
+void VerifyCostModel::observe(int m, double seconds) {
+  auto [it, fresh] = t_.emplace(m, seconds);
+  if (!fresh) it->second = 0.7 * it->second + 0.3 * seconds;
+}
+
+double VerifyCostModel::seconds(int m) const {
+  if (t_.empty()) return double(m);  // uncalibrated: in units of a decode step, as if every row cost one
+  auto hi = t_.lower_bound(m);
+  if (hi != t_.end() && hi->first == m) return hi->second;
+  if (hi == t_.begin()) return hi->second;  // below every measurement: no cheaper than the smallest
+  auto lo = std::prev(hi);
+  if (hi == t_.end()) {
+    // Beyond the largest measurement: extend with the slope seen so far, at least 15% of a decode
+    // step per extra row (an optimistic prior that the next measurement corrects).
+    const double t1 = t_.begin()->second;
+    double slope = 0.15 * t1;
+    if (lo != t_.begin()) slope = std::max(slope, (lo->second - t1) / double(lo->first - t_.begin()->first));
+    return lo->second + slope * double(m - lo->first);
+  }
+  const double f = double(m - lo->first) / double(hi->first - lo->first);
+  return lo->second + f * (hi->second - lo->second);
+}
+
+SpecDecoder::SpecDecoder(Model& target, Drafter& drafter, const SpecLimits& limits)
+    : target_(target), drafter_(drafter), limits_(limits) {
+  MCPM_CHECK(limits.tree >= 0 && limits.tree <= DraftTree::kMaxNodes, "--spec-tree must be in 0..{} (got {})",
+             DraftTree::kMaxNodes, limits.tree);
+  MCPM_CHECK(limits.depth >= 0, "--spec-depth must be >= 0 (got {})", limits.depth);
+  MCPM_CHECK(limits.topk >= 0, "--spec-topk must be >= 0 (got {})", limits.topk);
+  MCPM_CHECK(target.backend().supports_row_invariant() && target.backend().supports_tree_attention(),
+             "speculative decoding needs batch-invariant kernels and tree attention, which the {} backend lacks "
+             "(use --spec off)", target.backend().describe());
+}
+
+// Tokens per second of verifying the first m nodes (p sorted descending, p[0] the root's 1).
+int SpecDecoder::choose_nodes(const std::vector<float>& p_sorted) const {
+  const int avail = int(p_sorted.size());
+  if (limits_.tree > 0) return std::min(limits_.tree, avail);
+  const int hi = std::min(avail, SpecLimits::kAutoMaxTree);
+  int best = 1;
+  double expected = 1.0, best_rate = 1.0 / cost_.seconds(1);
+  for (int m = 2; m <= hi; ++m) {
+    expected += double(p_sorted[size_t(m - 1)]);
+    const double rate = expected / (draft_ema_ + cost_.seconds(m));
+    if (rate > best_rate) best_rate = rate, best = m;
+  }
+  return best;
+}
+
+std::vector<int32_t> SpecDecoder::step(int32_t root, const std::vector<int32_t>& history, int max_emit,
+                                       const std::function<int32_t(const float* logits)>& pick) {
+  const int64_t L = target_.seq_len(0);
+  const int64_t V = target_.spec().vocab_size;
+  // Room: the tree's rows must fit the cache, and drafting deeper than the tokens still wanted is waste.
+  int room = int(std::min<int64_t>({int64_t(DraftTree::kMaxNodes), target_.n_ctx() - L, target_.options().max_batch,
+                                     target_.options().max_logit_rows}));
+  room = std::max(1, std::min(room, max_emit));
+  int budget = limits_.tree > 0 ? std::min(limits_.tree, room) : std::min(room, SpecLimits::kAutoMaxTree);
+  tree_.reset(root);
+  p_.assign(1, 1.0f);
+  const double t0 = now_seconds();
+  if (budget > 1) {
+    drafter_.propose(history, budget, limits_, tree_, p_);
+    MCPM_ASSERT(int(p_.size()) == tree_.size() && tree_.size() <= budget);
+    draft_ema_ = stats_.steps + stats_.plain_steps == 0 ? now_seconds() - t0 : 0.8 * draft_ema_ + 0.2 * (now_seconds() - t0);
+  }
+  stats_.draft_seconds += now_seconds() - t0;
+
+  // InfLLM v2's sparse regime verifies chains only (the model refuses tree masks there).
+  if (tree_.size() > 1 && !tree_.is_chain() && target_.sparse_step(L + tree_.size())) tree_ = best_chain(tree_, p_, &p_);
+  // How many nodes are worth verifying now.
+  std::vector<float> sorted(p_.begin() + 1, p_.end());
+  std::stable_sort(sorted.begin(), sorted.end(), std::greater<float>());
+  sorted.insert(sorted.begin(), 1.0f);
+  const int m = choose_nodes(sorted);
+  if (m < tree_.size()) tree_ = prune_tree(tree_, p_, m, &p_);
+  const bool chain = tree_.is_chain();
+
+  Batch b;
+  for (int i = 0; i < tree_.size(); ++i) b.add(tree_.token[size_t(i)], 0, int32_t(L + tree_.depth[size_t(i)]));
+  if (!chain) b.tree_mask = tree_.mask;
+  b.row_invariant = true;
+  const double t1 = now_seconds();
+  target_.forward(b);
+  std::vector<int64_t> rows(size_t(tree_.size()));
+  for (int i = 0; i < tree_.size(); ++i) rows[size_t(i)] = i;
+  logits_.resize(size_t(tree_.size() * V));
+  target_.logits_rows(rows, logits_.data());
+  std::vector<int32_t> emitted;
+  const std::vector<int32_t> path =
+      accept_path(tree_, [&](int node) { return pick(logits_.data() + int64_t(node) * V); }, emitted);
+  drafter_.accepted(target_, tree_, path, emitted);
+  // Compaction: the accepted nodes' rows move right behind the root.
+  std::vector<int64_t> from;
+  for (size_t j = 1; j < path.size(); ++j) from.push_back(L + path[j]);
+  if (!from.empty() && from.back() != L + int64_t(from.size())) target_.move_rows(0, from, L + 1);
+  else target_.truncate(0, L + 1 + int64_t(from.size()));
+  const double dt = now_seconds() - t1;
+  cost_.observe(tree_.size(), dt);
+  stats_.verify_seconds += dt;
+  if (tree_.size() == 1) {
+    ++stats_.plain_steps;
+  } else {
+    ++stats_.steps;
+    stats_.emitted += int64_t(emitted.size());
+    stats_.drafted += tree_.size() - 1;
+  }
+  return emitted;
+}
+
+}  // namespace mcpm

@@ -1,0 +1,99 @@
+// Speculative decoding on one sequence: a Drafter proposes a tree of continuations of the last emitted
+// token, the target verifies the whole tree in one batched, row-invariant forward (Model::forward with
+// a tree mask and depth positions), the longest path the target agrees with is accepted, and its KV
+// rows are compacted. Greedy output is identical to plain greedy decoding token for token; sampled
+// output (sample-and-match) draws every emitted token from the target's distribution with the same
+// draws plain decoding makes, so with the same seed it is identical too.
+//
+// How many nodes to verify is chosen every step from measured verification times (a forward over M
+// tokens against one decode step on this machine and model) and the drafter's acceptance estimates,
+// so speculation is never slower than plain decoding in expectation; `tree`, `depth`, `topk` override.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "runtime/spec_tree.h"
+
+namespace mcpm {
+
+class Model;
+
+// User limits (CLI --spec-tree / --spec-depth / --spec-topk); 0 = chosen automatically.
+struct SpecLimits {
+  int tree = 0;   // verified nodes including the root (auto: from the measured cost, at most kAutoMaxTree)
+  int depth = 0;  // deepest draft node
+  int topk = 0;   // children tried per expanded node (EAGLE)
+  static constexpr int kAutoMaxTree = 32;
+};
+
+// Proposes continuations of a sequence. Implementations: prompt lookup (ngram_drafter.h), EAGLE.
+class Drafter {
+ public:
+  virtual ~Drafter() = default;
+  virtual const char* name() const = 0;
+  // history = every token of the sequence, the root (last emitted, not yet in the target's cache) last.
+  // Fills `tree` (reset to the root by the caller) with at most max_nodes nodes in parent-first order,
+  // and p_accept[i] with the estimated probability that node i is accepted (p_accept[0] = 1; a child
+  // never above its parent).
+  virtual void propose(const std::vector<int32_t>& history, int max_nodes, const SpecLimits& limits, DraftTree& tree,
+                       std::vector<float>& p_accept) = 0;
+  // After verification, while the verify batch is still the target's last forward: the accepted path
+  // (tree nodes, root first) and the emitted tokens.
+  virtual void accepted(Model& target, const DraftTree& tree, const std::vector<int32_t>& path,
+                        const std::vector<int32_t>& emitted) {}
+  // Prompt processing: called after each prefill forward of `n` tokens (the target's last batch).
+  virtual void observe_prefill(Model& target, const int32_t* tokens, int64_t n) {}
+  // The target's cache was cut back to its first `len` tokens (new prompt, new chat turn).
+  virtual void rollback(int64_t len) {}
+};
+
+struct SpecStats {
+  int64_t steps = 0;          // target verification forwards
+  int64_t emitted = 0;        // tokens they produced (accepted drafts + one bonus each)
+  int64_t drafted = 0;        // draft nodes verified
+  int64_t plain_steps = 0;    // steps run as plain decoding (nothing worth verifying)
+  double draft_seconds = 0, verify_seconds = 0;
+  double mean_accepted() const { return steps ? double(emitted) / double(steps) : 0.0; }  // tau, tokens per target forward
+  std::string describe() const;
+};
+
+// Verification cost of M tokens relative to one decode step, measured online on this machine.
+class VerifyCostModel {
+ public:
+  void observe(int m, double seconds);
+  double seconds(int m) const;  // estimate (interpolated; prior slope until measured)
+  bool calibrated() const { return !t_.empty(); }
+
+ private:
+  std::map<int, double> t_;  // m -> EMA of observed seconds
+};
+
+class SpecDecoder {
+ public:
+  SpecDecoder(Model& target, Drafter& drafter, const SpecLimits& limits);
+  // One step on sequence 0: `root` is the last emitted token (not in the cache), history all tokens up to
+  // and including it. pick(node, logits) returns the target's token after a node (argmax or a sampler
+  // draw; called along the acceptance walk in order). Appends root and the accepted tokens to the cache
+  // and returns the emitted tokens (>= 1; the last is the next root). max_emit caps the tokens wanted.
+  std::vector<int32_t> step(int32_t root, const std::vector<int32_t>& history, int max_emit,
+                            const std::function<int32_t(const float* logits)>& pick);
+  const SpecStats& stats() const { return stats_; }
+  const VerifyCostModel& cost() const { return cost_; }
+
+ private:
+  int choose_nodes(const std::vector<float>& p_sorted) const;
+  Model& target_;
+  Drafter& drafter_;
+  SpecLimits limits_;
+  SpecStats stats_;
+  VerifyCostModel cost_;
+  double draft_ema_ = 0;  // seconds per proposal
+  DraftTree tree_;
+  std::vector<float> p_;
+  std::vector<float> logits_;  // [m, V]
+};
+
+}  // namespace mcpm
