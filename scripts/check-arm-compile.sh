@@ -11,7 +11,7 @@ inc=$(mktemp -d)
 trap 'rm -rf "$inc"' EXIT
 # Only the header-only / arch-independent third-party headers; the libc++ headers come from the cross sysroot.
 for d in hwy fmt spdlog nlohmann; do ln -s "/usr/include/$d" "$inc/$d"; done
-files=$(ls src/core/*.cpp src/kernels/ref/*.cpp src/kernels/cpu/*.cpp src/train/gemm.cpp | grep -v -e '_amx' -e '_x86')
+files=$(ls src/core/*.cpp src/kernels/*.cpp src/kernels/ref/*.cpp src/kernels/cpu/*.cpp src/train/gemm.cpp | grep -v -e '_amx' -e '_x86')
 n=0
 for f in $files; do
   "$CXX" -std=c++20 -O1 -Isrc -isystem "$inc" -c "$f" -o /dev/null

@@ -2,7 +2,7 @@
 # BUILD: the build and the main command (`minicpm generate` on the bundled model).
 BUILD_PKGS=(build-essential cmake ninja-build pkg-config git
             libhwy-dev libsentencepiece-dev nlohmann-json3-dev libcli11-dev libfmt-dev libspdlog-dev
-            libutf8proc-dev libxxhash-dev libedit-dev libcpp-httplib-dev)
+            libutf8proc-dev libxxhash-dev libedit-dev libcpp-httplib-dev libeigen3-dev)
 # TEST: what only the test suite needs on top: GoogleTest, Google Benchmark (bench/ is built with the
 # tests), the ARM cross compiler (ArmCrossCompile), Debian's python3 + numpy (CUDA index emulators).
 TEST_PKGS=(libgtest-dev libgmock-dev libbenchmark-dev g++-aarch64-linux-gnu python3 python3-numpy)

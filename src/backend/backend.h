@@ -60,6 +60,10 @@ class Backend {
   virtual size_t workspace_bytes(int64_t max_T, int64_t max_K) const { return 0; }
   virtual void bind_workspace(void* p, size_t bytes) {}
 
+  // Whether the ops take quantized matrices (Matrix::type != Dense, kernels/weight_types.h). The
+  // model refuses to load quantized weights on a backend without them, naming the tensor.
+  virtual bool supports_quantized_weights() const { return false; }
+
   // ---- ops (shapes as in kernels/ref/ref.h) ----
   virtual void embed(const int32_t* ids, int64_t T, const Matrix& table, float scale, float* out) = 0;
   virtual void rmsnorm(const float* x, int64_t T, int64_t H, const float* w, float eps, float* out) = 0;

@@ -76,6 +76,7 @@ class CpuBackend final : public Backend {
                  float* out, void* scratch) override {
     cpu::attention(ctx_, q, T, n_heads, positions[0], kv, scale, out, scratch);
   }
+  bool supports_quantized_weights() const override { return true; }
   bool supports_row_invariant() const override { return true; }
   void set_row_invariant(bool on) override { ctx_.row_invariant = on; }
   bool supports_tree_attention() const override { return true; }

@@ -46,6 +46,7 @@ void run_info(const CommonOptions& o) {
                 !m.options().mmap_weights                 ? "--no-mmap"
                 : l.backend->kind() != DeviceKind::CPU    ? "device memory"
                                                           : "no weight is stored in the form the kernels read");
+  std::printf("weight types %s\n", m.weight_summary().c_str());
   std::printf("decode reads %.1f MB of weights per token\n", double(m.weight_bytes_per_token()) / 1e6);
   if (l.tokenizer)
     std::printf("tokenizer  %lld tokens, bos %d, eos %d, chat template: %s\n", (long long)l.tokenizer->vocab_size(),

@@ -44,6 +44,16 @@ void add_common_options(CLI::App& cmd, CommonOptions& o, bool with_ctx) {
                "copy every weight into memory instead of reading it in place from the memory-mapped checkpoint");
   cmd.add_flag("--progress", o.progress,
                "progress bar while the weights load (default: on a terminal, for checkpoints of 512 MiB or more)");
+  cmd.add_option("--weights", o.weights,
+                 "linear weights: as stored (default; GPTQ folders run as q4/q8, BitCPM4 ternary as t2) or q8, q4, t2 "
+                 "(round to nearest at load from a dense checkpoint)")
+      ->check(CLI::IsMember({"q8", "q4", "t2"}));
+  cmd.add_option("--weight-group", o.weight_group, "columns per scale for --weights (multiple of 32; 0 = per row)");
+  cmd.add_option("--head-type", o.head_type, "embedding / lm_head weights: as stored (default) or q8, q4 (RTN at load)")
+      ->check(CLI::IsMember({"q8", "q4"}));
+  cmd.add_option("--head-group", o.head_group, "columns per scale for --head-type (0 = per row)");
+  cmd.add_flag("--no-ternary-detect", o.no_ternary_detect,
+               "keep ternary (BitCPM4 fake-quant) bf16 linears dense instead of running them on the t2 kernels");
   cmd.add_flag("-v,--verbose", o.verbose, "debug logging");
   cmd.add_flag("-q,--quiet", o.quiet, "only warnings and errors on stderr");
 }
@@ -241,6 +251,11 @@ Loaded load(const CommonOptions& o, NeedTokenizer need, int64_t min_ctx, int64_t
   lo.kv_dtype = o.kv_type == "f32" ? DType::F32 : DType::BF16;
   lo.sparse = parse_sparse_mode(o.sparse);
   lo.mmap_weights = !o.no_mmap;
+  lo.weight_type = o.weights;
+  lo.weight_group = o.weight_group;
+  lo.head_type = o.head_type;
+  lo.head_group = o.head_group;
+  lo.detect_ternary = !o.no_ternary_detect;
   lo.progress = o.progress ? LoadProgress::On : o.quiet ? LoadProgress::Off : LoadProgress::Auto;
   l.model = Model::load(dir, *l.backend, lo);
   if (l.tokenizer)

@@ -24,6 +24,11 @@ struct CommonOptions {
   bool exact = false;  // fp32 activations in batched matmuls
   bool no_mmap = false;   // copy every weight into the arena instead of reading it in place
   bool progress = false;  // progress bar while loading, also when stderr is not a terminal
+  std::string weights;    // linears: "" as stored, q8 / q4 / t2 = round to nearest at load
+  int64_t weight_group = 128;
+  std::string head_type;  // embedding / lm_head: "" as stored, q8 / q4
+  int64_t head_group = 128;
+  bool no_ternary_detect = false;
   bool verbose = false, quiet = false;
 };
 

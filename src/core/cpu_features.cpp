@@ -33,6 +33,7 @@ CpuFeatures detect() {
       f.avx512f = zmm_os && (b & (1u << 16));
       f.avx512bw = zmm_os && (b & (1u << 30));
       f.avx512vl = zmm_os && (b & (1u << 31));
+      f.avx512vnni = f.avx512f && (c & (1u << 11));
       const bool amx_tile = d & (1u << 24), amx_bf16 = d & (1u << 22);
       unsigned a1, b1, c1, d1;
       if (__get_cpuid_count(7, 1, &a1, &b1, &c1, &d1)) f.avx512bf16 = f.avx512f && (a1 & (1u << 5));
@@ -44,8 +45,10 @@ CpuFeatures detect() {
       }
     }
   }
-  if (env_set("MCPM_DISABLE_AVX512")) f.avx512f = f.avx512bw = f.avx512vl = f.avx512bf16 = f.amx_bf16 = false;
+  if (env_set("MCPM_DISABLE_AVX512")) f.avx512f = f.avx512bw = f.avx512vl = f.avx512bf16 = f.avx512vnni = f.amx_bf16 = false;
   if (env_set("MCPM_DISABLE_AMX")) f.amx_bf16 = false;
+  if (env_set("MCPM_DISABLE_AVX2"))  // everything wider than SSE: the scalar fallbacks of kernels/weight_types.h
+    f.avx2 = f.fma = f.avx512f = f.avx512bw = f.avx512vl = f.avx512bf16 = f.avx512vnni = f.amx_bf16 = false;
 #elif defined(__aarch64__)
   f.neon = true;
 #endif
@@ -67,6 +70,7 @@ std::string CpuFeatures::describe() const {
   add(fma, "FMA");
   add(avx512f, "AVX512F");
   add(avx512bw, "AVX512BW");
+  add(avx512vnni, "AVX512_VNNI");
   add(avx512bf16, "AVX512_BF16");
   add(amx_bf16, "AMX_BF16");
   add(neon, "NEON");

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <set>
 
 #include "core/checked.h"
@@ -14,6 +15,9 @@
 #include "core/progress.h"
 #include "core/rng.h"
 #include "model/tensor_names.h"
+#include "quant/dense_quant.h"
+#include "quant/gptq_format.h"
+#include "quant/ternary_format.h"
 
 namespace mcpm {
 
@@ -43,12 +47,42 @@ void convert_into(void* dst, DType dst_t, const TensorInfo& src) {
   }
 }
 
+// "model.layers.0.mlp.down_proj.weight" -> "model.layers.0.mlp.down_proj"
+std::string linear_base(const std::string& name) {
+  MCPM_ASSERT(name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0);
+  return name.substr(0, name.size() - 7);
+}
+
+// Whether tensor spec ts is stored as a GPTQ linear under config c.
+bool gptq_quantized(const std::optional<GptqConfig>& c, const TensorSpec& ts) {
+  return c && (ts.is_matrix() || (ts.role == TensorRole::LmHead && c->lm_head));
+}
+
+WType parse_weight_type(const std::string& name, const char* flag) {
+  const WeightTypeInfo* t = weight_type_by_name(name.c_str());
+  MCPM_CHECK(t && t->type != WType::Dense, "{} '{}': expected q8, q4 or t2", flag, name);
+  return t->type;
+}
+
+std::string layout_name(const QuantLayout& l, int64_t K) {
+  return fmt::format("{} {}{}{}", weight_type_info(l.type).name, l.group == K ? "per-row" : fmt::format("g{}", l.group),
+                     l.mins ? " asym" : "", l.perm ? " act-order" : "");
+}
+
 }  // namespace
 
 ModelSpec Model::validate(const CheckpointFolder& folder) {
   const json* gen = folder.generation_config() ? &*folder.generation_config() : nullptr;
   ModelSpec spec = ModelSpec::from_json(folder.config(), folder.path("config.json"), gen);
   std::set<std::string> expected;
+  const std::optional<GptqConfig> gptq = read_gptq_config(folder);
+  if (!gptq) {
+    for (const auto& n : folder.tensor_names())
+      MCPM_CHECK(n.size() < 8 || n.compare(n.size() - 8, 8, ".qweight") != 0,
+                 "{}: tensor '{}' is GPTQ-quantized but config.json has no quantization_config (the quantization type "
+                 "is read from the config, never guessed)", folder.dir(), n);
+  }
+  const std::optional<TernaryConfig> t2 = read_ternary_config(folder);
   if (folder.find("fc.weight")) {  // an EAGLE draft head
     EagleSpec e;
     e.fc_bias = folder.find("fc.bias") != nullptr;
@@ -62,6 +96,19 @@ ModelSpec Model::validate(const CheckpointFolder& folder) {
       if (folder.find(n)) expected.insert(n);
   }
   for (const auto& ts : model_tensor_specs(spec)) {
+    if (t2 && ts.is_matrix()) {  // packed ternary: t2_codes / t2_scales instead of weight
+      const std::string base = linear_base(ts.name);
+      ternary_linear_layout(folder, base, ts.shape[0], ts.shape[1], *t2);
+      expected.insert(base + ".t2_codes");
+      expected.insert(base + ".t2_scales");
+      continue;
+    }
+    if (gptq_quantized(gptq, ts)) {  // qweight / qzeros / scales / g_idx instead of weight
+      const std::string base = linear_base(ts.name);
+      gptq_linear_layout(folder, base, ts.shape[0], ts.shape[1], *gptq);
+      for (const char* suffix : {".qweight", ".qzeros", ".scales", ".g_idx"}) expected.insert(base + suffix);
+      continue;
+    }
     expected.insert(ts.name);
     const TensorInfo* t = folder.find(ts.name);
     MCPM_CHECK(t, "{}: tensor '{}' is missing (expected shape [{}])", folder.dir(), ts.name, fmt::join(ts.shape, ", "));
@@ -76,6 +123,8 @@ ModelSpec Model::validate(const CheckpointFolder& folder) {
            fmt::join(ts.shape, ", "), hint);
     }
   }
+  if (spec.tie_embeddings && gptq && gptq->lm_head)
+    for (const char* suffix : {".qweight", ".qzeros", ".scales", ".g_idx"}) expected.insert(std::string("lm_head") + suffix);
   if (spec.tie_embeddings && folder.find("lm_head.weight")) {
     const TensorInfo& t = folder.get("lm_head.weight");
     MCPM_CHECK(t.shape == std::vector<int64_t>({spec.vocab_size, spec.hidden}),
@@ -173,7 +222,60 @@ std::unique_ptr<Model> Model::load(const std::string& dir, Backend& backend, con
   std::vector<const void*> in_place(specs.size(), nullptr);
   const bool host = backend.kind() == DeviceKind::CPU;
   size_t load_bytes = 0;
+  // Quantized matrices (kernels/weight_types.h): where each comes from and its four regions.
+  enum class Source { Dense, Gptq, PackedTernary, Rtn, Ternary };
+  struct QuantRegions {
+    Source source = Source::Dense;
+    QuantLayout layout;
+    size_t codes = 0, scales = 0, mins = 0, perm = 0;
+  };
+  std::vector<QuantRegions> quant(specs.size());
+  const std::optional<GptqConfig> gptq = read_gptq_config(folder);
+  const std::optional<TernaryConfig> t2 = read_ternary_config(folder);
+  MCPM_CHECK(!t2 || o.weight_type.empty(), "{}: --weights {}: this checkpoint is already quantized (packed ternary)",
+             folder.dir(), o.weight_type);
+  MCPM_CHECK(!gptq || o.weight_type.empty(), "{}: --weights {}: this checkpoint is already quantized ({})", folder.dir(),
+             o.weight_type, gptq ? gptq->describe() : "");
+  const bool rtn = !o.weight_type.empty(), head_rtn = !o.head_type.empty();
+  const WType rtn_type = rtn ? parse_weight_type(o.weight_type, "--weights") : WType::Dense;
+  const WType head_type = head_rtn ? parse_weight_type(o.head_type, "--head-type") : WType::Dense;
   for (size_t i = 0; i < specs.size(); ++i) {
+    const TensorSpec& ts = specs[i];
+    QuantRegions& qr = quant[i];
+    const bool head = ts.role == TensorRole::Embedding || ts.role == TensorRole::LmHead;
+    const int64_t N = ts.shape[0], K = ts.shape.size() == 2 ? ts.shape[1] : 0;
+    if (t2 && ts.is_matrix()) {
+      qr.source = Source::PackedTernary;
+      qr.layout = ternary_linear_layout(folder, linear_base(ts.name), N, K, *t2);
+    } else if (gptq_quantized(gptq, ts)) {
+      qr.source = Source::Gptq;
+      qr.layout = gptq_linear_layout(folder, linear_base(ts.name), N, K, *gptq);
+    } else if (ts.is_matrix() && rtn) {
+      qr.source = Source::Rtn;
+      qr.layout = rtn_layout(rtn_type, o.weight_group, K, ts.name);
+    } else if (head && head_rtn) {
+      qr.source = Source::Rtn;
+      qr.layout = rtn_layout(head_type, o.head_group, K, ts.name);
+    } else if (ts.is_matrix() && o.detect_ternary) {
+      if (auto g = detect_ternary_group(folder.get(ts.name), N, K)) {
+        qr.source = Source::Ternary;
+        qr.layout.type = WType::T2;
+        qr.layout.group = *g;
+      }
+    }
+    if (qr.source != Source::Dense) {
+      MCPM_CHECK(backend.supports_quantized_weights(), "{}: tensor '{}' is {} ({}), and the {} backend has no kernels for "
+                 "quantized weights yet: run it on the CPU (--device cpu) or use a bf16 checkpoint", folder.dir(), ts.name,
+                 layout_name(qr.layout, K), qr.source == Source::Gptq ? gptq->describe() : "quantized at load",
+                 backend.describe());
+      const QuantLayout& l = qr.layout;
+      qr.codes = plan.add(ts.name + ":codes", "weights", l.code_bytes(N, K));
+      qr.scales = plan.add(ts.name + ":scales", "weights", l.scale_bytes(N, K));
+      if (l.mins) qr.mins = plan.add(ts.name + ":mins", "weights", l.min_bytes(N, K));
+      if (l.perm) qr.perm = plan.add(ts.name + ":perm", "weights", l.perm_bytes(K));
+      load_bytes += l.code_bytes(N, K);
+      continue;
+    }
     const TensorInfo& t = folder.get(specs[i].name);
     const bool vec = specs[i].role == TensorRole::Norm || specs[i].role == TensorRole::EagleBias;
     const DType dt = vec ? DType::F32 : memory_dtype(t.dtype);
@@ -243,7 +345,24 @@ std::unique_ptr<Model> Model::load(const std::string& dir, Backend& backend, con
   ProgressBar bar("loading", load_bytes, "B", show);
   size_t loaded = 0;
   std::vector<float> staging;
+  auto qdst = [&](size_t i) {
+    const QuantRegions& qr = quant[i];
+    return QuantDst{static_cast<uint8_t*>(at(qr.codes)), static_cast<float*>(at(qr.scales)),
+                    qr.layout.mins ? static_cast<float*>(at(qr.mins)) : nullptr,
+                    qr.layout.perm ? static_cast<int32_t*>(at(qr.perm)) : nullptr};
+  };
   for (size_t i = 0; i < specs.size(); ++i) {
+    if (quant[i].source != Source::Dense) {  // host memory (supports_quantized_weights)
+      const TensorSpec& ts = specs[i];
+      const int64_t N = ts.shape[0], K = ts.shape[1];
+      if (quant[i].source == Source::Gptq) gptq_linear_fill(folder, linear_base(ts.name), N, K, *gptq, quant[i].layout, qdst(i));
+      else if (quant[i].source == Source::PackedTernary) ternary_linear_copy(folder, linear_base(ts.name), N, K, quant[i].layout, qdst(i));
+      else if (quant[i].source == Source::Rtn) rtn_fill(folder.get(ts.name), N, K, quant[i].layout, qdst(i));
+      else ternary_fill(folder.get(ts.name), N, K, quant[i].layout, qdst(i));
+      loaded += quant[i].layout.code_bytes(N, K);
+      bar.update(loaded);
+      continue;
+    }
     const TensorInfo& t = folder.get(specs[i].name);
     const bool norm = specs[i].role == TensorRole::Norm || specs[i].role == TensorRole::EagleBias;
     const DType dt = norm ? DType::F32 : memory_dtype(t.dtype);
@@ -269,6 +388,7 @@ std::unique_ptr<Model> Model::load(const std::string& dir, Backend& backend, con
   }
   bar.finish();
   auto matrix = [&](size_t i) {
+    if (quant[i].source != Source::Dense) return quant_matrix(quant[i].layout, qdst(i), specs[i].shape[0], specs[i].shape[1]);
     const TensorInfo& t = folder.get(specs[i].name);
     return Matrix{weight(i), memory_dtype(t.dtype), specs[i].shape[0], specs[i].shape[1]};
   };
@@ -299,6 +419,8 @@ std::unique_ptr<Model> Model::load(const std::string& dir, Backend& backend, con
     const Matrix& tl = target->weights().lm_head;
     w.lm_head = tl;
     if (!o.draft_vocab.empty()) {  // FR-Spec: the target lm_head rows of the draft vocabulary
+      MCPM_CHECK(tl.type == WType::Dense, "EAGLE draft {}: an FR-Spec head needs the target's lm_head unquantized (drop "
+                 "--head-type, or use --fr-vocab none)", folder.dir());
       const size_t row = size_t(H) * dtype_size(tl.dtype);
       char* fr = static_cast<char*>(at(r_fr));
       for (size_t j = 0; j < o.draft_vocab.size(); ++j)
@@ -310,6 +432,26 @@ std::unique_ptr<Model> Model::load(const std::string& dir, Backend& backend, con
     w.lm_head = spec.tie_embeddings ? w.embed : matrix(i++);
   }
   MCPM_ASSERT(i == specs.size());
+  {  // weight summary for `info`: the linears' and the head's storage
+    std::map<std::string, int> linears;
+    std::vector<std::string> parts;
+    for (size_t j = 0; j < specs.size(); ++j) {
+      const TensorSpec& ts = specs[j];
+      if (ts.role == TensorRole::Norm || ts.role == TensorRole::EagleBias) continue;
+      const QuantRegions& qr = quant[j];
+      std::string d;
+      if (qr.source == Source::Dense) d = std::string(dtype_name(memory_dtype(folder.get(ts.name).dtype)));
+      else d = layout_name(qr.layout, ts.shape[1]);
+      if (qr.source == Source::Gptq) d += " (" + gptq->describe() + ")";
+      if (qr.source == Source::Rtn) d += " (round-to-nearest at load)";
+      if (qr.source == Source::PackedTernary) d += " (packed ternary checkpoint)";
+      if (qr.source == Source::Ternary) d += " (ternary bf16 detected: BitCPM4 fake-quant)";
+      if (ts.is_matrix()) ++linears[d];
+      else parts.push_back(fmt::format("{} {}", ts.role == TensorRole::Embedding ? "embedding" : "lm_head", d));
+    }
+    for (const auto& [d, n] : linears) parts.insert(parts.begin(), fmt::format("{} linears {}", n, d));
+    m->weight_summary_ = fmt::format("{}{}", fmt::join(parts, "; "), spec.tie_embeddings ? " (tied lm_head)" : "");
+  }
   if (plan.mapped_bytes()) m->mapped_ = std::move(folder_ptr);  // the mapping must outlive the model
 
   m->rope_host_ = build_rope_tables(spec, o.n_ctx);
@@ -359,8 +501,10 @@ Model::~Model() {
 }
 
 size_t Model::weight_bytes_per_token() const {
-  auto bytes = [](const Matrix& m) { return size_t(m.rows * m.cols) * dtype_size(m.dtype); };
-  size_t n = bytes(w_.lm_head) + size_t(spec_.hidden) * dtype_size(w_.embed.dtype);  // one embedding row
+  auto bytes = [](const Matrix& m) { return quant_total_bytes(m); };
+  const size_t embed_row = w_.embed.type == WType::Dense ? size_t(spec_.hidden) * dtype_size(w_.embed.dtype)
+                                                        : quant_total_bytes(w_.embed) / size_t(w_.embed.rows);
+  size_t n = bytes(w_.lm_head) + embed_row;  // one embedding row
   if (spec_.eagle) n += bytes(w_.eagle.fc);
   for (const auto& l : w_.layers)
     n += bytes(l.wq) + bytes(l.wk) + bytes(l.wv) + bytes(l.wo) + bytes(l.w_gate) + bytes(l.w_up) + bytes(l.w_down) +
@@ -592,6 +736,7 @@ void Model::run_layers(int64_t T, const std::vector<BatchRun>& runs, const std::
   for (int l = 0; l < int(s.n_layers); ++l) {
     const LayerWeights& lw = w_.layers[size_t(l)];
     be.rmsnorm(x_, T, s.hidden, lw.attn_norm, eps, xn_);
+    if (tap_ && tap_site(l, TapSite::AttnIn, xn_, T, s.hidden)) return;
     be.matmul(xn_, T, lw.wq, q_, 1.0f, 0.0f);
     be.matmul(xn_, T, lw.wk, k_, 1.0f, 0.0f);
     be.matmul(xn_, T, lw.wv, v_, 1.0f, 0.0f);
@@ -616,13 +761,52 @@ void Model::run_layers(int64_t T, const std::vector<BatchRun>& runs, const std::
         be.attention(q, r.n, s.n_heads, rows, kv, attn_scale, out, attn_scratch_);
       }
     }
+    if (tap_ && tap_site(l, TapSite::AttnOut, attn_, T, qd)) return;
     be.matmul(attn_, T, lw.wo, x_, c, 1.0f);  // x += c * o
     be.rmsnorm(x_, T, s.hidden, lw.ffn_norm, eps, xn_);
+    if (tap_ && tap_site(l, TapSite::FfnIn, xn_, T, s.hidden)) return;
     be.gate_up_silu(xn_, T, lw.w_gate, lw.w_up, ffn_, ffn_tmp_);
+    if (tap_ && tap_site(l, TapSite::FfnOut, ffn_, T, s.intermediate)) return;
     be.matmul(ffn_, T, lw.w_down, x_, c, 1.0f);  // x += c * mlp
   }
   if (s.eagle) be.copy(xn_, x_, size_t(T * s.hidden) * 4);  // a draft head has no final norm: z' = x
   else be.rmsnorm(x_, T, s.hidden, w_.final_norm, eps, xn_);
+}
+
+bool Model::tap_site(int layer, TapSite site, const float* x, int64_t T, int64_t K) {
+  tap_buf_.resize(size_t(T * K));
+  backend_->download(tap_buf_.data(), x, tap_buf_.size() * sizeof(float));
+  return tap_(layer, site, tap_buf_.data(), T, K);
+}
+
+const Matrix& Model::linear(int layer, TensorRole role) const {
+  MCPM_CHECK(layer >= 0 && layer < int(w_.layers.size()), "linear: layer {} out of range", layer);
+  const LayerWeights& lw = w_.layers[size_t(layer)];
+  switch (role) {
+    case TensorRole::AttnQ: return lw.wq;
+    case TensorRole::AttnK: return lw.wk;
+    case TensorRole::AttnV: return lw.wv;
+    case TensorRole::AttnO: return lw.wo;
+    case TensorRole::FfnGate: return lw.w_gate;
+    case TensorRole::FfnUp: return lw.w_up;
+    case TensorRole::FfnDown: return lw.w_down;
+    default: fail("linear: role is not a layer linear");
+  }
+}
+
+void Model::set_linear_weights(int layer, TensorRole role, const float* w) {
+  const Matrix& m = linear(layer, role);
+  MCPM_CHECK(m.type == WType::Dense, "set_linear_weights: the linear is quantized");
+  MCPM_CHECK(plan_.mapped_bytes() == 0, "set_linear_weights: weights are read in place from the checkpoint (load with "
+             "mmap_weights = false)");
+  const size_t n = size_t(m.rows * m.cols);
+  if (m.dtype == DType::F32) {
+    backend_->upload(const_cast<void*>(m.data), w, n * 4);
+  } else {
+    std::vector<uint16_t> h(n);
+    for (size_t i = 0; i < n; ++i) h[i] = f32_to_bf16(w[i]);
+    backend_->upload(const_cast<void*>(m.data), h.data(), n * 2);
+  }
 }
 
 int32_t Model::sample(int64_t row, const DeviceSampling& sampling) {

@@ -2,6 +2,7 @@
 // plan — and its forward pass, written once against the Backend op table.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -14,6 +15,7 @@
 #include "model/batch.h"
 #include "model/sparse.h"
 #include "model/spec.h"
+#include "model/tensor_names.h"
 
 namespace mcpm {
 
@@ -34,6 +36,16 @@ struct LoadOptions {
   // form is what the kernels read (same dtype, aligned); false copies every weight into the arena.
   bool mmap_weights = true;
   LoadProgress progress = LoadProgress::Off;
+  // Weight types (kernels/weight_types.h; docs/quantization.md). Linears: "" = as stored (GPTQ
+  // folders load as q4/q8, BitCPM4 ternary bf16 folders as t2), or "q8" / "q4" / "t2" = round to
+  // nearest at load from a dense checkpoint, `weight_group` columns per scale (0: per row).
+  std::string weight_type = {};
+  int64_t weight_group = 128;
+  // Embedding / lm_head: "" = as stored, or "q8" / "q4" (RTN at load, `head_group` per scale).
+  std::string head_type = {};
+  int64_t head_group = 128;
+  // Dense linears whose values are ternary per row / per group (BitCPM4 fake-quant) run as t2.
+  bool detect_ternary = true;
   // EAGLE draft heads (a folder with fc.weight): the target they draft for (its embedding and lm_head
   // are shared, same backend) and the FR-Spec vocabulary (draft logit i = token draft_vocab[i];
   // empty = the full vocabulary).
@@ -66,6 +78,11 @@ struct ModelWeights {
   Matrix lm_head;                // [V, H] (the embedding when tied; EAGLE: the target's, or its FR-Spec rows [Vd, H])
 };
 
+// Inputs of a layer's linears, as the quantizer's calibration sees them (host copies).
+enum class TapSite { AttnIn, AttnOut, FfnIn, FfnOut };  // q/k/v, o, gate/up, down
+// x [T, K] host memory; return true to stop the forward pass right there.
+using ForwardTap = std::function<bool(int layer, TapSite site, const float* x, int64_t T, int64_t K)>;
+
 class Model {
  public:
   // Validates the whole folder first (every tensor's name, dtype and shape); nothing is allocated
@@ -86,6 +103,8 @@ class Model {
   int64_t n_ctx() const { return options_.n_ctx; }
   int64_t n_past() const { return seqs_[0].len; }
   const RopeTables& rope() const { return rope_host_; }
+  // How the weights are stored in memory, e.g. "linears q4 g128 (gptq 4-bit g128 sym (v1 zeros)), head bf16".
+  const std::string& weight_summary() const { return weight_summary_; }
   const ModelWeights& weights() const { return w_; }
   // Bytes of weights read per decoded token (for the bandwidth floor).
   size_t weight_bytes_per_token() const;
@@ -148,6 +167,15 @@ class Model {
   // Block ids [n_kv, T, topk_total] chosen by the last layer in the last sparse call (host copy).
   std::vector<int32_t> last_block_index();
 
+  // ---- quantizer hooks (runtime/quantize.cpp) ----
+  // Called with the input of every linear group of every layer during forward(); null = off.
+  void set_forward_tap(ForwardTap tap) { tap_ = std::move(tap); }
+  // A layer's linear (role AttnQ .. FfnDown).
+  const Matrix& linear(int layer, TensorRole role) const;
+  // Overwrites a dense linear that lives in the arena (load with mmap_weights = false) with
+  // w [N, K] f32 (rounded to the matrix's dtype): the quantizer's true-sequential updates.
+  void set_linear_weights(int layer, TensorRole role, const float* w);
+
   // Benchmarks at long depths on slow machines: makes positions [0, n) of every layer's K/V cache
   // random values (as if n tokens had been run) without running the model; n_past becomes n.
   void fill_random_context(int64_t n, uint64_t seed);
@@ -168,6 +196,10 @@ class Model {
   void check_batch(const Batch& b, std::vector<BatchRun>& runs) const;
 
   std::string dir_;
+  std::string weight_summary_;
+  ForwardTap tap_;
+  std::vector<float> tap_buf_;
+  bool tap_site(int layer, TapSite site, const float* x, int64_t T, int64_t K);
   std::unique_ptr<CheckpointFolder> mapped_;  // kept open while weights are read in place from it
   ModelSpec spec_;
   LoadOptions options_;

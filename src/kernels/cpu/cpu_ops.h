@@ -8,6 +8,7 @@
 
 #include "core/thread_pool.h"
 #include "kernels/types.h"
+#include "kernels/weight_types.h"
 
 namespace mcpm::cpu {
 
@@ -36,6 +37,9 @@ struct Context {
   // matmul/gate_up/attention call gives bit for bit what a one-row call gives (GEMV matmuls for any
   // T, decode-style attention per row).
   bool row_invariant = false;
+  // Quantized weights (kernels/weight_types.h): the ISA of the integer dot kernels; Count = the
+  // best this CPU runs (test hook: any of available_isas()).
+  Isa force_isa = Isa::Count;
 };
 
 // Name of the matmul path matmul() takes for these arguments (for `info` and benchmarks), e.g.
@@ -57,6 +61,14 @@ const char* hwy_target_name();
 // y[t, n] = alpha * sum_k x[t, k] * W[n, k] + beta * y[t, n]   x [T, K], y [T, N]; beta == 0: y not read.
 void matmul(const Context& ctx, const float* x, int64_t T, const Matrix& W, float* y, float alpha = 1.0f,
             float beta = 0.0f);
+
+// The quantized-weight matmul matmul() hands q8 / q4 / t2 weights to (cpu/qmatmul.cpp): int8
+// activations and the table's integer kernels, or fp32 activations on dequantized rows when
+// ctx.bf16_activations is false (exact mode).
+void qmatmul(const Context& ctx, const float* x, int64_t T, const Matrix& W, float* y, float alpha = 1.0f,
+             float beta = 0.0f);
+// The table's dot kernel of W's type for `isa` (null when not compiled in).
+QDotFn qdot_kernel(const Matrix& W, Isa isa);
 
 // dst [cols, rows] = src [rows, cols]^T (threaded over columns; AVX-512 16 x 16 tiles where present).
 // transpose_to_bf16 rounds exactly like f32_to_bf16. Used by the trainer's bf16 weight gradients.

@@ -167,6 +167,7 @@ void rmsnorm(const Context& ctx, const float* x, int64_t T, int64_t H, const flo
 }
 
 void embed(const Context& ctx, const int32_t* ids, int64_t T, const Matrix& table, float scale, float* out) {
+  if (table.type != WType::Dense) return qembed(table, ids, T, scale, out);
   for (int64_t t = 0; t < T; ++t) MCPM_ASSERT(ids[t] >= 0 && ids[t] < table.rows);
   for_rows(ctx, T, [&](int64_t t0, int64_t t1) { HWY_DYNAMIC_DISPATCH(EmbedRows)(ids, table, scale, out, t0, t1); });
 }

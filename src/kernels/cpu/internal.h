@@ -19,6 +19,9 @@ void gemv_rows(const float* x, int64_t T, const Matrix& W, float* y, float alpha
 void gate_up_gemv_rows(const float* x, int64_t T, const Matrix& Wg, const Matrix& Wu, float* out, int64_t f0,
                        int64_t f1);
 
+// qmatmul.cpp: out[t, :] = scale * dequant(table row ids[t]) for a quantized table.
+void qembed(const Matrix& table, const int32_t* ids, int64_t T, float scale, float* out);
+
 // matmul_hwy.cpp: fp32 GEMM over column panels [p0, p1) of gemm_f32_panel_width() columns each.
 int64_t gemm_f32_panel_width();
 void gemm_f32_panels(const float* x, int64_t T, const Matrix& W, float* y, float alpha, float beta, int64_t p0,

@@ -66,6 +66,7 @@ void scale_rows(float* y, int64_t n, float beta) {
 }  // namespace
 
 void matmul(const Context& ctx, const float* x, int64_t T, const Matrix& W, float* y, float alpha, float beta) {
+  if (W.type != WType::Dense) return qmatmul(ctx, x, T, W, y, alpha, beta);  // weight-type table
   const int64_t N = W.rows, K = W.cols;
   if (T <= 0 || N <= 0) return;
   MCPM_ASSERT(W.dtype == DType::BF16 || W.dtype == DType::F32);
@@ -93,9 +94,14 @@ void matmul(const Context& ctx, const float* x, int64_t T, const Matrix& W, floa
 
 void gate_up_silu(const Context& ctx, const float* x, int64_t T, const Matrix& Wg, const Matrix& Wu, float* out,
                   float* tmp) {
-  MCPM_ASSERT(Wg.rows == Wu.rows && Wg.cols == Wu.cols && Wg.dtype == Wu.dtype);
+  MCPM_ASSERT(Wg.rows == Wu.rows && Wg.cols == Wu.cols && Wg.dtype == Wu.dtype && Wg.type == Wu.type);
   const int64_t F = Wg.rows;
   if (T <= 0 || F <= 0) return;
+  if (Wg.type != WType::Dense) {  // quantized: two table matmuls and the SiLU product
+    qmatmul(ctx, x, T, Wg, out);
+    qmatmul(ctx, x, T, Wu, tmp);
+    return silu_mul(ctx, out, tmp, T * F);
+  }
   const MatmulPath path = matmul_path(ctx, Wg.dtype, T);
   MCPM_CHECK(matmul_path_supported(path, Wg.dtype), "gate_up_silu: path {} is not available on this CPU for {} weights",
              int(path), dtype_name(Wg.dtype));

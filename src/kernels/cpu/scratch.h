@@ -11,6 +11,7 @@ enum class ScratchSlot : int {
   MatmulPanel,  // each thread: one packed weight panel
   GemvX,        // each thread: activations split into even/odd lanes
   GemvUp,       // each thread: up-projection values of its features (fused gate/up GEMV)
+  QuantPanel,   // caller thread: a dequantized panel of quantized weights + its outputs (qmatmul)
   Count,
 };
 

@@ -3,6 +3,7 @@
 
 #include "core/error.h"
 #include "kernels/ref/ref.h"
+#include "kernels/ref/quant_ref.h"
 
 namespace mcpm::ref {
 
@@ -27,6 +28,19 @@ static void store_f32(void* base, DType dtype, int64_t i, float v) {
 
 void matmul(const float* x, int64_t T, const Matrix& W, float* y, float alpha, float beta) {
   const int64_t N = W.rows, K = W.cols;
+  if (W.type != WType::Dense) {  // fp32 activations against the dequantized rows
+    std::vector<float> w(static_cast<size_t>(K));
+    for (int64_t n = 0; n < N; ++n) {
+      dequant_row(W, n, w.data());
+      for (int64_t t = 0; t < T; ++t) {
+        float acc = 0.0f;
+        for (int64_t k = 0; k < K; ++k) acc += x[t * K + k] * w[size_t(k)];
+        float& out = y[t * N + n];
+        out = alpha * acc + (beta != 0.0f ? beta * out : 0.0f);
+      }
+    }
+    return;
+  }
   for (int64_t t = 0; t < T; ++t)
     for (int64_t n = 0; n < N; ++n) {
       float acc = 0.0f;
@@ -64,6 +78,13 @@ void rmsnorm(const float* x, int64_t T, int64_t H, const float* w, float eps, fl
 }
 
 void embed(const int32_t* ids, int64_t T, const Matrix& table, float scale, float* out) {
+  if (table.type != WType::Dense) {
+    for (int64_t t = 0; t < T; ++t) {
+      dequant_row(table, ids[t], out + t * table.cols);
+      for (int64_t k = 0; k < table.cols; ++k) out[t * table.cols + k] *= scale;
+    }
+    return;
+  }
   const int64_t H = table.cols;
   for (int64_t t = 0; t < T; ++t) {
     MCPM_ASSERT(ids[t] >= 0 && ids[t] < table.rows);

@@ -1,0 +1,48 @@
+// Integer dot kernels of the quantized weight types, one per (type, ISA); the table in
+// kernels/weight_types.cpp points at them. Contract: ref::qdot (kernels/ref/quant_ref.h).
+#pragma once
+#include <cstdint>
+
+#include "kernels/types.h"
+#include "kernels/weight_types.h"
+
+#ifndef MCPM_HAVE_X86_QDOT
+#define MCPM_HAVE_X86_QDOT 0
+#endif
+#ifndef MCPM_HAVE_X86_VNNI
+#define MCPM_HAVE_X86_VNNI 0
+#endif
+
+namespace mcpm::cpu {
+
+#define MCPM_QDOT_DECL(isa)                                     \
+  float qdot_q8_##isa(const Matrix& W, int64_t n, const QuantAct& a); \
+  float qdot_q4_##isa(const Matrix& W, int64_t n, const QuantAct& a); \
+  float qdot_t2_##isa(const Matrix& W, int64_t n, const QuantAct& a);
+MCPM_QDOT_DECL(scalar)
+#if MCPM_HAVE_X86_QDOT
+MCPM_QDOT_DECL(avx2)
+#endif
+#if MCPM_HAVE_X86_VNNI
+MCPM_QDOT_DECL(vnni)
+#endif
+#if defined(__aarch64__) && defined(__ARM_NEON)
+MCPM_QDOT_DECL(neon)
+#endif
+#undef MCPM_QDOT_DECL
+
+// sum_g o_g * gsum_g of stored row n (o_g = m_g, or -bias * s_g without mins).
+inline float qdot_offset_term(const Matrix& W, int64_t n, const QuantAct& a, int bias) {
+  const int64_t ng = W.cols / W.group;
+  const float* s = W.scales + n * ng;
+  float acc = 0.0f;
+  if (W.mins) {
+    const float* m = W.mins + n * ng;
+    for (int64_t g = 0; g < ng; ++g) acc += m[g] * a.gsum[g];
+  } else {
+    for (int64_t g = 0; g < ng; ++g) acc -= float(bias) * s[g] * a.gsum[g];
+  }
+  return acc;
+}
+
+}  // namespace mcpm::cpu

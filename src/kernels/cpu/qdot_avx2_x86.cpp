@@ -1,0 +1,11 @@
+// AVX2 integer dot kernels (built with -mavx2 -mfma, called after run-time dispatch): u8 x s8
+// pairs with vpmaddubsw (int16, no saturation for |u| <= 128, |s| <= 127), then vpmaddwd by 1.
+#include <immintrin.h>
+
+namespace {
+inline __m256i DotU8S8(__m256i u, __m256i s) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+}  // namespace
+#define QDOT_NAME(t) qdot_##t##_avx2
+#include "kernels/cpu/qdot_x86-inl.h"

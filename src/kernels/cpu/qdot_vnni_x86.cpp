@@ -1,0 +1,9 @@
+// AVX512-VNNI integer dot kernels on 256-bit registers (built with AVX512F/VL/VNNI flags, called
+// after run-time dispatch): u8 x s8 quads straight into int32 with vpdpbusd.
+#include <immintrin.h>
+
+namespace {
+inline __m256i DotU8S8(__m256i u, __m256i s) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s); }
+}  // namespace
+#define QDOT_NAME(t) qdot_##t##_vnni
+#include "kernels/cpu/qdot_x86-inl.h"

@@ -1,0 +1,76 @@
+// x86 integer dot kernels, included by qdot_avx2_x86.cpp (maddubs + madd) and qdot_vnni_x86.cpp
+// (vpdpbusd on 256-bit registers, AVX512-VNNI + VL) with QDOT_SUFFIX and DotU8S8 defined: the
+// same loops, one instruction sequence apart. Per 32-block: codes -> 32 u8 lanes (q8: |w| with the
+// activation's sign moved onto it), 8 int32 partial sums, one FMA with s_g * d_b.
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "kernels/cpu/qdot.h"
+
+namespace mcpm::cpu {
+
+namespace {
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// Calls block(b) -> int32x8 partial sums for every 32-block; returns sum_b s_g d_b hsum(block(b))
+// + the offset term.
+template <class Block>
+inline float row_loop(const Matrix& W, int64_t n, const QuantAct& a, int bias, Block&& block) {
+  const int64_t K = W.cols, ng = K / W.group, bpg = W.group / kQBlock;
+  const float* s = W.scales + n * ng;
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  for (int64_t g = 0; g < ng; ++g) {
+    const float sg = s[g];
+    int64_t b = g * bpg;
+    const int64_t e = b + bpg;
+    for (; b + 1 < e; b += 2) {
+      acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(block(b)), _mm256_set1_ps(sg * a.d[b]), acc0);
+      acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(block(b + 1)), _mm256_set1_ps(sg * a.d[b + 1]), acc1);
+    }
+    if (b < e) acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(block(b)), _mm256_set1_ps(sg * a.d[b]), acc0);
+  }
+  return hsum(_mm256_add_ps(acc0, acc1)) + qdot_offset_term(W, n, a, bias);
+}
+
+}  // namespace
+
+float QDOT_NAME(q8)(const Matrix& W, int64_t n, const QuantAct& a) {
+  const uint8_t* row = static_cast<const uint8_t*>(W.data) + n * W.cols;
+  return row_loop(W, n, a, 0, [&](int64_t b) {
+    const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + b * 32));
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q + b * 32));
+    // w * x = |w| * (x with w's sign): the unsigned operand is |w| <= 128, |x| <= 127.
+    return DotU8S8(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+  });
+}
+
+float QDOT_NAME(q4)(const Matrix& W, int64_t n, const QuantAct& a) {
+  const uint8_t* row = static_cast<const uint8_t*>(W.data) + n * (W.cols / 2);
+  const __m128i lo4 = _mm_set1_epi8(0x0F);
+  return row_loop(W, n, a, 8, [&](int64_t b) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + b * 16));
+    const __m256i w = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), lo4), _mm_and_si128(v, lo4));
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q + b * 32));
+    return DotU8S8(w, x);
+  });
+}
+
+float QDOT_NAME(t2)(const Matrix& W, int64_t n, const QuantAct& a) {
+  const uint8_t* row = static_cast<const uint8_t*>(W.data) + n * ((W.cols + 127) / 128 * 32);
+  const __m256i m2 = _mm256_set1_epi8(0x03);
+  return row_loop(W, n, a, 1, [&](int64_t b) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + (b / 4) * 32));
+    const __m256i w = _mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128(int(2 * (b % 4)))), m2);
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q + b * 32));
+    return DotU8S8(w, x);
+  });
+}
+
+}  // namespace mcpm::cpu

@@ -1,0 +1,153 @@
+// Matmul over quantized weights (types q8 / q4 / t2 of kernels/weight_types.h):
+//   T > kGemvMaxT (prefill, not row-invariant): panels of rows dequantized into scratch (bf16, or
+//            f32 in exact mode) and run through the dense GEMM (AMX / AVX512-BF16 / Highway);
+//   otherwise (decode, row-invariant batches, ctx.force_isa set):
+//   default: activations quantized to int8 once per token row (ref::quantize_act), then the
+//            table's integer dot kernel of the best ISA (or ctx.force_isa) per (row, token); a
+//            thread's rows are visited row by row with every token inside, so a weight row is read
+//            from memory once per call (decode: memory-bound stream; prefill: row kept in L1).
+//   exact (ctx.bf16_activations == false, `--exact`): fp32 activations against the dequantized
+//            row (the reference dequant), weights still read once per call.
+// Rows are independent of T and of the other rows, so row-invariant mode needs nothing extra.
+#include <algorithm>
+#include <cstring>
+
+#include "core/error.h"
+#include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/internal.h"
+#include "kernels/cpu/qdot.h"
+#include "kernels/cpu/scratch.h"
+#include "kernels/ref/quant_ref.h"
+
+namespace mcpm::cpu {
+
+namespace {
+
+void scale_out(float& o, float v, float alpha, float beta) { o = alpha * v + (beta != 0.0f ? beta * o : 0.0f); }
+
+void exact_rows(const float* x, int64_t T, const Matrix& W, float* y, float alpha, float beta, int64_t n0, int64_t n1) {
+  const int64_t K = W.cols, N = W.rows;
+  float* w = static_cast<float*>(thread_scratch(ScratchSlot::GemvX, size_t(K) * sizeof(float) + 64));
+  for (int64_t n = n0; n < n1; ++n) {
+    ref::dequant_row(W, n, w);
+    for (int64_t t = 0; t < T; ++t) {
+      const float* xt = x + t * K;
+      float acc = 0.0f;
+      for (int64_t k = 0; k < K; ++k) acc += w[k] * xt[k];
+      scale_out(y[t * N + n], acc, alpha, beta);
+    }
+  }
+}
+
+// Row n of W in input order as f32 (fast form of ref::dequant_row: unpack, then one multiply-add
+// per element; the same values).
+void dequant_row_fast(const Matrix& W, int64_t n, uint8_t* codes, float* out) {
+  const WeightTypeInfo& info = weight_type_info(W);
+  const int64_t K = W.cols, ng = K / W.group;
+  info.unpack_codes(static_cast<const uint8_t*>(W.data) + size_t(n) * info.row_bytes(K), K, codes);
+  const float* s = W.scales + n * ng;
+  const float* m = W.mins ? W.mins + n * ng : nullptr;
+  for (int64_t g = 0; g < ng; ++g) {
+    const float sg = s[g];
+    const int64_t k0 = g * W.group, k1 = k0 + W.group;
+    if (W.perm) {
+      for (int64_t k = k0; k < k1; ++k) {
+        const float c = info.signed_codes ? float(int8_t(codes[k])) : float(codes[k]);
+        out[W.perm[k]] = m ? sg * c + m[g] : sg * (c - float(info.code_bias));
+      }
+    } else if (info.signed_codes) {
+      const float mg = m ? m[g] : 0.0f;
+      for (int64_t k = k0; k < k1; ++k) out[k] = sg * float(int8_t(codes[k])) + mg;
+    } else if (m) {
+      const float mg = m[g];
+      for (int64_t k = k0; k < k1; ++k) out[k] = sg * float(codes[k]) + mg;
+    } else {
+      const float bias = float(info.code_bias);
+      for (int64_t k = k0; k < k1; ++k) out[k] = sg * (float(codes[k]) - bias);
+    }
+  }
+}
+
+// Batched matmul (T > kGemvMaxT): panels of rows are dequantized (bf16 with bf16_activations,
+// else f32) into the caller's scratch and run through the dense GEMM of matmul(); the dequant
+// cost is N*K per call against 2*T*N*K multiply-adds.
+void dense_panels(const Context& ctx, const float* x, int64_t T, const Matrix& W, float* y, float alpha, float beta) {
+  const int64_t N = W.rows, K = W.cols;
+  const bool bf16 = ctx.bf16_activations;
+  const size_t es = bf16 ? 2 : 4;
+  const int64_t P = std::min<int64_t>(N, std::max<int64_t>(64, int64_t((size_t(8) << 20) / (size_t(K) * es)) / 64 * 64));
+  char* buf = static_cast<char*>(thread_scratch(ScratchSlot::QuantPanel, size_t(P * K) * es + size_t(T * P) * 4 + 128));
+  float* yp = reinterpret_cast<float*>(buf + round_up(size_t(P * K) * es, kCacheLine));
+  for (int64_t n0 = 0; n0 < N; n0 += P) {
+    const int64_t np = std::min(P, N - n0);
+    ctx.pool->parallel_for(np, [&](int64_t r0, int64_t r1) {
+      uint8_t* codes = static_cast<uint8_t*>(thread_scratch(ScratchSlot::GemvUp, size_t(K) * 5 + 64));
+      float* row = reinterpret_cast<float*>(codes + round_up(size_t(K), kCacheLine));
+      for (int64_t r = r0; r < r1; ++r) {
+        if (bf16) {
+          dequant_row_fast(W, n0 + r, codes, row);
+          uint16_t* o = reinterpret_cast<uint16_t*>(buf) + r * K;
+          for (int64_t k = 0; k < K; ++k) o[k] = f32_to_bf16(row[k]);
+        } else {
+          dequant_row_fast(W, n0 + r, codes, reinterpret_cast<float*>(buf) + r * K);
+        }
+      }
+    });
+    const Matrix dense{buf, bf16 ? DType::BF16 : DType::F32, np, K};
+    Context c = ctx;
+    c.force_path = MatmulPath::Auto;
+    matmul(c, x, T, dense, yp, 1.0f, 0.0f);
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t r = 0; r < np; ++r) scale_out(y[t * N + n0 + r], yp[t * np + r], alpha, beta);
+  }
+}
+
+}  // namespace
+
+QDotFn qdot_kernel(const Matrix& W, Isa isa) {
+  const WeightTypeInfo& info = weight_type_info(W);
+  return info.dot[size_t(isa)];
+}
+
+void qmatmul(const Context& ctx, const float* x, int64_t T, const Matrix& W, float* y, float alpha, float beta) {
+  const int64_t N = W.rows, K = W.cols;
+  if (T <= 0 || N <= 0) return;
+  check_quant_matrix(W, "matmul");
+  if (T > kGemvMaxT && !ctx.row_invariant && ctx.force_isa == Isa::Count) return dense_panels(ctx, x, T, W, y, alpha, beta);
+  if (!ctx.bf16_activations) {
+    ctx.pool->parallel_for(N, [&](int64_t n0, int64_t n1) { exact_rows(x, T, W, y, alpha, beta, n0, n1); });
+    return;
+  }
+  const Isa isa = ctx.force_isa == Isa::Count ? best_isa() : ctx.force_isa;
+  const QDotFn dot = qdot_kernel(W, isa);
+  MCPM_CHECK(dot, "matmul: no {} kernel for {} weights in this build", isa_name(isa), weight_type_info(W).name);
+  // Quantized activations of all T rows (caller's scratch): q [T, K] int8, d [T, K/32], gsum [T, K/group].
+  const int64_t nb = K / kQBlock, ng = K / W.group;
+  const size_t q_bytes = round_up(size_t(T * K), kCacheLine), d_bytes = round_up(size_t(T * nb) * 4, kCacheLine);
+  char* buf = static_cast<char*>(thread_scratch(ScratchSlot::MatmulX, q_bytes + d_bytes + size_t(T * ng) * 4 + 64));
+  auto* q = reinterpret_cast<int8_t*>(buf);
+  auto* d = reinterpret_cast<float*>(buf + q_bytes);
+  auto* gs = reinterpret_cast<float*>(buf + q_bytes + d_bytes);
+  auto quantize = [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) ref::quantize_act(x + t * K, W, q + t * K, d + t * nb, gs + t * ng);
+  };
+  if (T >= 16) ctx.pool->parallel_for(T, quantize);
+  else quantize(0, T);
+  ctx.pool->parallel_for(N, [&](int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; ++n)
+      for (int64_t t = 0; t < T; ++t)
+        scale_out(y[t * N + n], dot(W, n, QuantAct{q + t * K, d + t * nb, gs + t * ng}), alpha, beta);
+  });
+}
+
+void qembed(const Matrix& table, const int32_t* ids, int64_t T, float scale, float* out) {
+  const int64_t H = table.cols;
+  for (int64_t t = 0; t < T; ++t) {
+    MCPM_ASSERT(ids[t] >= 0 && ids[t] < table.rows);
+    float* o = out + t * H;
+    ref::dequant_row(table, ids[t], o);
+    for (int64_t i = 0; i < H; ++i) o[i] *= scale;
+  }
+}
+
+}  // namespace mcpm::cpu

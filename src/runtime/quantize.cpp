@@ -1,0 +1,260 @@
+#include "runtime/quantize.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "core/progress.h"
+#include "core/rng.h"
+#include "io/checkpoint.h"
+#include "kernels/ref/quant_ref.h"
+#include "quant/gptq.h"
+#include "quant/gptq_format.h"
+#include "quant/ternary_format.h"
+
+namespace fs = std::filesystem;
+
+namespace mcpm {
+
+namespace {
+
+std::vector<float> dense_f32(const TensorInfo& t) {
+  std::vector<float> v(static_cast<size_t>(t.numel()));
+  for (size_t i = 0; i < v.size(); ++i) {
+    switch (t.dtype) {
+      case DType::F32: std::memcpy(&v[i], t.data + i * 4, 4); break;
+      case DType::BF16: v[i] = bf16_to_f32(reinterpret_cast<const bf16_t*>(t.data)[i]); break;
+      case DType::F16: v[i] = f16_to_f32(reinterpret_cast<const f16_t*>(t.data)[i]); break;
+      default: fail("{}: tensor '{}' is not a float tensor", t.file, t.name);
+    }
+  }
+  return v;
+}
+
+std::vector<float> matrix_f32(const Matrix& m) {
+  std::vector<float> v(size_t(m.rows * m.cols));
+  for (int64_t n = 0; n < m.rows; ++n) ref::dequant_row(m, n, v.data() + n * m.cols);
+  return v;
+}
+
+// The site whose input feeds each linear role.
+TapSite site_of(TensorRole r) {
+  switch (r) {
+    case TensorRole::AttnO: return TapSite::AttnOut;
+    case TensorRole::FfnGate:
+    case TensorRole::FfnUp: return TapSite::FfnIn;
+    case TensorRole::FfnDown: return TapSite::FfnOut;
+    default: return TapSite::AttnIn;
+  }
+}
+
+// Holds every output tensor's bytes until the file is written.
+struct OutTensors {
+  std::vector<TensorToWrite> list;
+  std::vector<std::vector<uint8_t>> store;
+  void add(const std::string& name, DType dt, std::vector<int64_t> shape, const void* data, size_t bytes) {
+    store.emplace_back(static_cast<const uint8_t*>(data), static_cast<const uint8_t*>(data) + bytes);
+    list.push_back({name, dt, std::move(shape), nullptr});
+  }
+  void add_gptq(const std::string& base, const GptqPacked& p) {
+    add(base + ".qweight", DType::I32, p.qweight_shape, p.qweight.data(), p.qweight.size() * 4);
+    add(base + ".qzeros", DType::I32, p.qzeros_shape, p.qzeros.data(), p.qzeros.size() * 4);
+    add(base + ".scales", DType::F16, p.scales_shape, p.scales.data(), p.scales.size() * 2);
+    add(base + ".g_idx", DType::I32, {int64_t(p.g_idx.size())}, p.g_idx.data(), p.g_idx.size() * 4);
+  }
+  void finish() {
+    for (size_t i = 0; i < list.size(); ++i) list[i].data = store[i].data();
+  }
+};
+
+std::string base_name(const std::string& weight_name) { return weight_name.substr(0, weight_name.size() - 7); }
+
+}  // namespace
+
+std::vector<std::vector<int32_t>> calibration_windows(const std::vector<int32_t>& tokens, int64_t n, int64_t len,
+                                                      int32_t bos, uint64_t seed) {
+  const int64_t body = bos >= 0 ? len - 1 : len;
+  MCPM_CHECK(n >= 1 && len >= 2, "calibration: need at least 1 sample of 2 tokens");
+  MCPM_CHECK(int64_t(tokens.size()) > body, "calibration text has {} tokens; need more than {} (--calib-len)", tokens.size(),
+             body);
+  Rng rng(seed);
+  std::vector<std::vector<int32_t>> out;
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t start = int64_t(rng.next_u64() % uint64_t(int64_t(tokens.size()) - body + 1));
+    std::vector<int32_t> w;
+    if (bos >= 0) w.push_back(bos);
+    w.insert(w.end(), tokens.begin() + start, tokens.begin() + start + body);
+    out.push_back(std::move(w));
+  }
+  return out;
+}
+
+void quantize_checkpoint(const std::string& src_dir, const std::string& out_dir, const QuantizeOptions& o, Model* model,
+                         const std::vector<std::vector<int32_t>>& calib) {
+  const CheckpointFolder src(src_dir);
+  MCPM_CHECK(!read_gptq_config(src), "{}: the checkpoint is already quantized (quantization_config present)", src_dir);
+  const ModelSpec spec = Model::validate(src);
+  const bool gptq = o.type == "gptq4" || o.type == "gptq8";
+  const bool ternary = o.type == "ternary";
+  MCPM_CHECK(gptq || ternary || o.type == "q8" || o.type == "q4", "quantize --type '{}': expected q8, q4, gptq4, gptq8 or "
+             "ternary", o.type);
+  const int bits = (o.type == "q8" || o.type == "gptq8") ? 8 : 4;
+  MCPM_CHECK(!gptq || (model && !calib.empty()), "quantize --type {}: GPTQ needs calibration text (--calib FILE)", o.type);
+  MCPM_CHECK(fs::absolute(src_dir) != fs::absolute(out_dir), "quantize: the output folder must differ from the input");
+  fs::create_directories(out_dir);
+
+  GptqOptions go;
+  go.bits = bits;
+  go.group = o.group;
+  go.sym = o.sym;
+  go.act_order = o.act_order;
+  go.static_groups = o.static_groups;
+  go.damp = o.damp;
+
+  const auto specs = model_tensor_specs(spec);
+  OutTensors out;
+  ProgressBar bar("quantizing", uint64_t(spec.n_layers), "layers", o.progress);
+  std::map<std::string, GptqPacked> packed;  // linear base name -> tensors
+  std::map<std::string, std::vector<float>> fake;  // ternary: fake-quant values per weight name
+  std::map<std::string, std::pair<std::vector<int64_t>, std::vector<uint8_t>>> packed_t2;       // packed ternary codes
+  std::map<std::string, std::pair<std::vector<int64_t>, std::vector<float>>> packed_t2_scales;  // and scales
+  double total_loss = 0.0;
+  for (int l = 0; l < int(spec.n_layers); ++l) {
+    std::vector<const TensorSpec*> lin;
+    for (const auto& ts : specs)
+      if (ts.layer == l && ts.is_matrix()) lin.push_back(&ts);
+    if (gptq) {
+      // True-sequential: each site's Hessian from inputs through the already-quantized part.
+      for (TapSite site : {TapSite::AttnIn, TapSite::AttnOut, TapSite::FfnIn, TapSite::FfnOut}) {
+        std::vector<const TensorSpec*> group;
+        for (const TensorSpec* ts : lin)
+          if (site_of(ts->role) == site) group.push_back(ts);
+        Hessian H(group.front()->shape[1]);
+        const int64_t skip = o.pgptq ? o.pgptq_skip : 0;
+        model->set_forward_tap([&](int layer, TapSite s, const float* x, int64_t T, int64_t K) {
+          if (layer != l || s != site) return false;
+          MCPM_ASSERT(K == H.K());
+          H.add(x, T, skip);
+          return true;
+        });
+        for (const auto& seq : calib) {
+          model->truncate(0);
+          model->forward(seq.data(), int64_t(seq.size()));
+        }
+        model->set_forward_tap(nullptr);
+        model->truncate(0);
+        const std::vector<double> Hm = H.matrix();
+        for (const TensorSpec* ts : group) {
+          const Matrix& m = model->linear(l, ts->role);
+          const std::vector<float> W = matrix_f32(m);
+          GptqResult r = gptq_quantize(W.data(), m.rows, m.cols, Hm, go);
+          total_loss += r.loss;
+          model->set_linear_weights(l, ts->role, r.deq.data());
+          packed[base_name(ts->name)] = pack_gptq(r.q, o.v2);
+        }
+      }
+    } else {
+      for (const TensorSpec* ts : lin) {
+        const TensorInfo& t = src.get(ts->name);
+        const std::vector<float> W = dense_f32(t);
+        const int64_t N = ts->shape[0], K = ts->shape[1];
+        if (ternary) {
+          const int64_t g = o.group > 0 ? o.group : K;
+          MCPM_CHECK(K % g == 0 && K % 32 == 0 && g % 32 == 0, "{}: ternary group {} must be a multiple of 32 dividing K = {}",
+                     ts->name, g, K);
+          std::vector<uint8_t> pk(weight_type_info(WType::T2).row_bytes(K));
+          std::vector<float> s(size_t(K / g)), row(static_cast<size_t>(K));
+          Matrix one;
+          one.type = WType::T2, one.data = pk.data(), one.rows = 1, one.cols = K, one.group = g, one.scales = s.data();
+          if (!o.fake_quant) {  // packed layout
+            const size_t rb = pk.size();
+            std::vector<uint8_t> codes(size_t(N) * rb);
+            std::vector<float> scales(size_t(N * (K / g)));
+            for (int64_t n = 0; n < N; ++n)
+              ref::quantize_row_rtn(W.data() + n * K, K, WType::T2, g, false, codes.data() + size_t(n) * rb,
+                                    scales.data() + n * (K / g), nullptr);
+            const std::string base = base_name(ts->name);
+            packed_t2[base + ".t2_codes"] = {{N, int64_t(rb)}, std::move(codes)};
+            packed_t2_scales[base + ".t2_scales"] = {{N, K / g}, std::move(scales)};
+            continue;
+          }
+          std::vector<float>& f = fake[ts->name];
+          f.resize(size_t(N * K));
+          for (int64_t n = 0; n < N; ++n) {
+            ref::quantize_row_rtn(W.data() + n * K, K, WType::T2, g, false, pk.data(), s.data(), nullptr);
+            // Round the scale to the source dtype so the stored values are exactly {-s, 0, s}.
+            for (auto& v : s) v = t.dtype == DType::BF16 ? round_to_bf16(v) : t.dtype == DType::F16 ? f16_to_f32(f32_to_f16(v)) : v;
+            ref::dequant_row(one, 0, f.data() + n * K);
+          }
+        } else {
+          packed[base_name(ts->name)] = pack_gptq(rtn_quantize(W.data(), N, K, go).q, o.v2);
+        }
+      }
+    }
+    bar.update(uint64_t(l + 1));
+  }
+  bar.finish();
+  if (gptq) MCPM_LOG_INFO("gptq: total reported loss {:.6g}", total_loss);
+
+  // Output tensors in the source order: dense ones copied as stored, linears replaced.
+  for (const auto& ts : specs) {
+    if (ts.is_matrix() && !ternary) {
+      out.add_gptq(base_name(ts.name), packed.at(base_name(ts.name)));
+      continue;
+    }
+    if (ts.is_matrix() && !o.fake_quant) {  // packed ternary
+      const std::string base = base_name(ts.name);
+      const auto& c = packed_t2.at(base + ".t2_codes");
+      const auto& sc = packed_t2_scales.at(base + ".t2_scales");
+      out.add(base + ".t2_codes", DType::U8, c.first, c.second.data(), c.second.size());
+      out.add(base + ".t2_scales", DType::F32, sc.first, sc.second.data(), sc.second.size() * 4);
+      continue;
+    }
+    const TensorInfo& t = src.get(ts.name);
+    if (ts.is_matrix()) {  // ternary fake-quant in the source dtype
+      const std::vector<float>& f = fake.at(ts.name);
+      if (t.dtype == DType::F32) {
+        out.add(ts.name, DType::F32, t.shape, f.data(), f.size() * 4);
+      } else {
+        std::vector<uint16_t> h(f.size());
+        for (size_t i = 0; i < f.size(); ++i) h[i] = t.dtype == DType::BF16 ? f32_to_bf16(f[i]) : f32_to_f16(f[i]);
+        out.add(ts.name, t.dtype, t.shape, h.data(), h.size() * 2);
+      }
+      continue;
+    }
+    out.add(ts.name, t.dtype, t.shape, t.data, t.nbytes);
+  }
+  out.finish();
+  const std::string quantizer = fmt::format("minicpm.cpp quantize --type {}", o.type);
+  write_safetensors(out_dir + "/model.safetensors", out.list, {{"format", "pt"}, {"quantizer", quantizer}});
+
+  json config = src.config();
+  if (ternary && !o.fake_quant) config["quantization_config"] = ternary_config_json(o.group);
+  if (!ternary) {
+    GptqConfig c;
+    c.bits = bits;
+    c.group_size = o.group > 0 ? o.group : -1;
+    c.desc_act = gptq && o.act_order;
+    c.sym = o.sym;
+    c.static_groups = gptq && o.static_groups;
+    c.damp_percent = o.damp;
+    c.v2 = o.v2;
+    const json q = gptq_config_json(c, o.pgptq ? quantizer + " --pgptq" : quantizer);
+    config["quantization_config"] = q;
+    std::ofstream(out_dir + "/quantize_config.json") << q.dump(2) << "\n";
+  }
+  std::ofstream(out_dir + "/config.json") << config.dump(2) << "\n";
+  // Tokenizer and generation files as they are.
+  for (const auto& e : fs::directory_iterator(src_dir)) {
+    const std::string name = e.path().filename().string();
+    if (!e.is_regular_file() || name == "config.json" || name == "quantize_config.json" ||
+        name.find(".safetensors") != std::string::npos)
+      continue;
+    fs::copy_file(e.path(), fs::path(out_dir) / name, fs::copy_options::overwrite_existing);
+  }
+}
+
+}  // namespace mcpm
