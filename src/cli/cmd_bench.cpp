@@ -4,11 +4,13 @@
 // checkpoint with a sparse_config) InfLLM v2 sparse, with the attention bytes read per token;
 // --fill random writes random K/V for the depth instead of running the model over it.
 #include <algorithm>
+#include <sstream>
 #include <vector>
 
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "core/error.h"
+#include "core/mapped_file.h"
 #include "core/rng.h"
 #include "core/timer.h"
 
@@ -24,6 +26,9 @@ struct BenchArgs {
   std::string fill = "model";   // how the depth is filled in table mode: model | random
   bool verify_cost = false;     // speculative verification cost curve
   std::vector<int> verify_m = {1, 2, 3, 4, 6, 8, 12, 16, 24, 32};
+  SpecCliOptions spec;          // --spec: plain vs speculative generation on prompts
+  std::string prompts_file;
+  bool chat = false;
 };
 
 // n token ids drawn uniformly from [0, vocab).
@@ -187,8 +192,67 @@ void run_verify_cost(BenchArgs& a) {
                             .c_str());
 }
 
+// --spec ngram|eagle: greedy generation of -n tokens for each prompt (one per line of --prompts, or a
+// built-in set), plain and speculative one after the other in the same run; decode tok/s of both,
+// mean accepted length, and whether the outputs are identical (they must be).
+void run_spec_bench(BenchArgs& a) {
+  std::vector<std::string> prompts;
+  if (!a.prompts_file.empty()) {
+    std::istringstream in(read_file(a.prompts_file));
+    for (std::string line; std::getline(in, line);)
+      if (!line.empty()) prompts.push_back(line);
+    MCPM_CHECK(!prompts.empty(), "{}: no prompts (one per line)", a.prompts_file);
+  } else {
+    prompts = {"Write a short story about a cat.", "Explain how rain forms.", "List three uses of a paperclip.",
+               "Describe the sea at night.", "What is a good breakfast?"};
+  }
+  Loaded l = load(a.common, NeedTokenizer::Yes, 0, 64);
+  const std::unique_ptr<Drafter> drafter = make_drafter(a.spec, l);
+  Generator gen(*l.model, l.tokenizer.get());
+  double t_plain = 0, t_spec = 0;
+  int64_t n_plain = 0, n_spec = 0, same = 0;
+  SpecStats total;
+  for (const auto& p : prompts) {
+    const std::string text = a.chat ? l.tokenizer->apply_chat_template({{"user", p}}, true) : p;
+    const std::vector<int32_t> ids = l.tokenizer->encode(text, true);
+    GenerateOptions go;
+    go.max_tokens = a.n_gen;
+    go.sampling.temperature = 0.0f;
+    gen.reset();
+    const GenerateResult r0 = gen.generate(ids, go);
+    configure_spec(a.spec, go, drafter.get());
+    gen.reset();
+    const GenerateResult r1 = gen.generate(ids, go);
+    t_plain += r0.decode_seconds, n_plain += int64_t(r0.tokens.size());
+    t_spec += r1.decode_seconds, n_spec += int64_t(r1.tokens.size());
+    same += r0.tokens == r1.tokens;
+    total.steps += r1.spec.steps, total.emitted += r1.spec.emitted, total.plain_steps += r1.spec.plain_steps;
+    total.drafted += r1.spec.drafted, total.draft_seconds += r1.spec.draft_seconds, total.verify_seconds += r1.spec.verify_seconds;
+  }
+  const double tp = t_plain > 0 ? double(n_plain) / t_plain : 0, ts = t_spec > 0 ? double(n_spec) / t_spec : 0;
+  std::printf("model      %s\n", l.model->dir().c_str());
+  std::printf("backend    %s\n", l.backend->describe().c_str());
+  std::printf("prompts    %zu (%s), greedy, -n %lld\n", prompts.size(), a.prompts_file.empty() ? "built-in" : a.prompts_file.c_str(),
+              (long long)a.n_gen);
+  std::printf("plain      %8.1f tok/s decode (%lld tokens)\n", tp, (long long)n_plain);
+  std::printf("spec %-5s %8.1f tok/s decode (%lld tokens)  x%.2f   mean accepted length %.2f, %lld verify + %lld plain steps, "
+              "draft %.2f s, verify %.2f s\n",
+              a.spec.mode.c_str(), ts, (long long)n_spec, tp > 0 ? ts / tp : 0.0, total.mean_accepted(), (long long)total.steps,
+              (long long)total.plain_steps, total.draft_seconds, total.verify_seconds);
+  std::printf("identical  %lld of %zu outputs\n", (long long)same, prompts.size());
+  if (a.json)
+    std::printf("%s\n", json({{"plain_tok_s", tp}, {"spec_tok_s", ts}, {"speedup", tp > 0 ? ts / tp : 0.0},
+                              {"mean_accepted", total.mean_accepted()}, {"identical", same}, {"prompts", prompts.size()},
+                              {"mode", a.spec.mode}})
+                            .dump()
+                            .c_str());
+  MCPM_CHECK(same == int64_t(prompts.size()), "speculative output differed from plain decoding on {} prompt(s)",
+             int64_t(prompts.size()) - same);
+}
+
 void run_bench(BenchArgs& a) {
   if (a.verify_cost) return run_verify_cost(a);
+  if (a.spec.mode != "off") return run_spec_bench(a);
   if (!a.depths.empty()) return run_depth_table(a);
   // --ctx N without --depth: decode the last n tokens of an N-token context.
   if (a.depth < 0) a.depth = a.common.ctx > 0 ? std::max<int64_t>(0, a.common.ctx - a.n_gen) : 0;
@@ -275,6 +339,9 @@ void register_bench(CLI::App& app) {
   cmd->add_flag("--verify-cost", a->verify_cost,
                 "speculative decoding's cost curve: a verification forward over M tokens against one decode step (at --depth)");
   cmd->add_option("--verify-m", a->verify_m, "token counts M for --verify-cost")->delimiter(',');
+  add_spec_options(*cmd, a->spec);
+  cmd->add_option("--prompts", a->prompts_file, "with --spec: prompts, one per line (default: a built-in set)");
+  cmd->add_flag("--chat", a->chat, "with --spec: wrap each prompt in the chat template");
   cmd->add_flag("--json", a->json, "end with a JSON line {prefill_tok_s, decode_tok_s, floor_tok_s, ...}");
   cmd->add_option("--depths", a->depths,
                   "table mode: decode (-n) and prefill (-p chunk) at each of these context depths, dense and InfLLM v2 "

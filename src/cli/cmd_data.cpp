@@ -3,6 +3,7 @@
 //   data encode            text / JSONL -> token shard (+ held-out shard)
 //   data sft               instruction / chat records -> token shard with an assistant-only loss mask
 //   data info              header and statistics of shards
+//   data freq-vocab        FR-Spec draft vocabulary of a corpus (cmd_freq_vocab.cpp)
 #include <cstdio>
 
 #include "cli/commands.h"
@@ -101,6 +102,8 @@ void register_data(CLI::App& app) {
     o.progress = !a->no_progress;
     std::printf("%s\n", data::train_tokenizer(o).c_str());
   });
+
+  register_freq_vocab(*data);
 
   CLI::App* enc = data->add_subcommand("encode", "encode text / JSONL documents into a token shard (streaming)");
   add_shard_job_options(enc, *a, "tokenizer folder (or a model folder with tokenizer files)", "documents");

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The speculative-decoding CLI as a user runs it, on the bundled model: --spec ngram gives the same
+# text as plain decoding (greedy and seeded sampling) and reports its statistics; `data freq-vocab`
+# writes a torch.save vocabulary with a coverage report; bad flag combinations fail at start-up, clearly.
+set -uo pipefail
+BIN="$1"
+TMP="$(mktemp -d)"
+trap 'rm -rf "$TMP"' EXIT
+fail=0
+check() { if ! eval "$2"; then echo "FAIL: $1"; fail=1; else echo "ok: $1"; fi; }
+P="The cat sat on the mat. The cat sat on the mat. The cat sat on the mat. The cat"
+
+"$BIN" generate "$P" -n 64 --greedy -q > "$TMP/plain.txt" 2>/dev/null
+"$BIN" generate "$P" -n 64 --greedy --spec ngram > "$TMP/ngram.txt" 2> "$TMP/ngram.err"
+check "greedy --spec ngram output equals plain" 'cmp -s "$TMP/plain.txt" "$TMP/ngram.txt"'
+check "--spec ngram prints its statistics" 'grep -q "spec ngram: mean accepted length" "$TMP/ngram.err"'
+"$BIN" generate --chat "Tell me a story." -n 48 --temp 0.9 --seed 7 -q > "$TMP/s_plain.txt" 2>/dev/null
+"$BIN" generate --chat "Tell me a story." -n 48 --temp 0.9 --seed 7 -q --spec ngram --spec-tree 6 > "$TMP/s_ngram.txt" 2>/dev/null
+check "sampled --spec ngram output equals plain with the same seed" 'cmp -s "$TMP/s_plain.txt" "$TMP/s_ngram.txt"'
+
+MODEL="$(dirname "$BIN")/../../models/minicpm4-tiny-chat"
+[ -d "$MODEL" ] || MODEL="$(cd "$(dirname "$0")/../.." && pwd)/models/minicpm4-tiny-chat"
+"$BIN" data freq-vocab -i "$(dirname "$0")/../../README.md" --tokenizer "$MODEL" -n 300 -o "$TMP/freq_300.pt" --no-progress > "$TMP/fv.txt" 2>&1
+check "freq-vocab writes the file and a coverage report" '[ -s "$TMP/freq_300.pt" ] && grep -q "coverage" "$TMP/fv.txt"'
+
+expect_error() {  # description, expected message part, args...
+  local what="$1" msg="$2"; shift 2
+  "$BIN" "$@" > "$TMP/out.txt" 2>&1
+  local rc=$?
+  check "$what" '[ $rc -ne 0 ] && grep -q -- "$msg" "$TMP/out.txt"'
+}
+expect_error "--spec eagle needs --draft" "needs --draft" generate hi --spec eagle
+expect_error "--draft without --spec eagle" "--spec is off" generate hi --draft /tmp
+expect_error "--spec-tree out of range" "--spec-tree must be in 0..64" generate hi --spec ngram --spec-tree 99
+expect_error "a missing draft folder" "no such folder" generate hi --spec eagle --draft /no/such/draft
+expect_error "a model folder given as a draft" "not an EAGLE draft head" generate hi --spec eagle --draft "$MODEL"
+exit $fail
