@@ -11,5 +11,6 @@ void register_tokenize(CLI::App& app);
 void register_info(CLI::App& app);
 void register_train(CLI::App& app);  // cmd_train.cpp
 void register_data(CLI::App& app);   // cmd_data.cpp
+void register_train_draft(CLI::App& app);  // cmd_train_draft.cpp
 void register_freq_vocab(CLI::App& data);  // cmd_freq_vocab.cpp: `data freq-vocab`
 }  // namespace mcpm::cli

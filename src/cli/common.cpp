@@ -231,4 +231,13 @@ SamplerParams sampler_params(const std::string& model_dir, const SamplingOptions
   return p;
 }
 
+std::vector<int32_t> fr_forced_ids(const Tokenizer& tok) {
+  std::vector<int32_t> forced;
+  if (tok.eos_id() >= 0) forced.push_back(tok.eos_id());
+  for (const char* piece : {"</s>", "<|im_end|>", "<|im_start|>", "<|endoftext|>", "<|tool_call_start|>", "<|tool_call_end|>",
+                            "<think>", "</think>"})
+    if (auto id = tok.token_id(piece)) forced.push_back(*id);
+  return forced;
+}
+
 }  // namespace mcpm::cli

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   mcpm::cli::register_info(app);
   mcpm::cli::register_train(app);
   mcpm::cli::register_data(app);
+  mcpm::cli::register_train_draft(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
