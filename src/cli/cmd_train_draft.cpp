@@ -134,6 +134,7 @@ void run_train_draft(const TrainDraftArgs& a) {
       bar.update(i + 1, fmt::format("{} response tokens", n_resp));
     }
     bar.finish(fmt::format("{} sequences, {} response tokens", seqs.size(), n_resp));
+    if (a.no_progress) std::printf("generated %zu sequences, %lld response tokens\n", seqs.size(), (long long)n_resp);
   }
   MCPM_CHECK(!seqs.empty(), "train-draft: every prompt was longer than the context ({} tokens)", target.n_ctx());
 
@@ -145,6 +146,7 @@ void run_train_draft(const TrainDraftArgs& a) {
     vocab = freq_vocab_from_counts(counts, fr_n, fr_forced_ids(tok));
     std::printf("FR-Spec vocabulary: %lld tokens, covering %.2f%% of the generated tokens\n", (long long)fr_n,
                 100.0 * fr_coverage(counts, vocab, fr_n));
+    std::fflush(stdout);
   } else {
     for (int32_t i = 0; i < V; ++i) vocab.push_back(i);
   }
@@ -230,19 +232,13 @@ void run_train_draft(const TrainDraftArgs& a) {
     const train::StepStats st = opt.step(m.params(), m.grads(), lr);
     // top-1 agreement of the draft head with the target head on the trained rows
     const auto& dl = m.last_logits();
+    const auto& tl = m.last_target_logits();
     const int64_t Vd = int64_t(vocab.size());
     int64_t agree = 0;
-    std::vector<float> tl(static_cast<size_t>(Vd));
     for (int64_t r = 0; r < B * T; ++r) {
       if (!valid[size_t(r)]) continue;
-      const float* d = dl.data() + r * Vd;
-      const float* hr = h.data() + r * H;
-      for (int64_t v = 0; v < Vd; ++v) {
-        double acc = 0;
-        for (int64_t k = 0; k < H; ++k) acc += double(hr[k]) * W[size_t(v * H + k)];
-        tl[size_t(v)] = float(acc);
-      }
-      agree += std::max_element(d, d + Vd) - d == std::max_element(tl.begin(), tl.end()) - tl.begin();
+      const float *d = dl.data() + r * Vd, *t = tl.data() + r * Vd;
+      agree += std::max_element(d, d + Vd) - d == std::max_element(t, t + Vd) - t;
     }
     const double acc = n_valid ? double(agree) / double(n_valid) : 0.0;
     ema = step == 0 ? L.total : 0.95 * ema + 0.05 * L.total;
@@ -252,7 +248,7 @@ void run_train_draft(const TrainDraftArgs& a) {
     bar.update(uint64_t(step + 1), fmt::format("loss {:.4f} top1 {:.3f}", ema, ema_acc));
     if (a.no_progress && ((step + 1) % a.log_every == 0 || step + 1 == a.steps))
       std::printf("step %5lld  lr %.2e  loss %.4f (feature %.4f, token %.4f)  top-1 agreement %.3f\n", (long long)step + 1, lr,
-                  L.total, L.feature, L.token, acc);
+                  L.total, L.feature, L.token, acc), std::fflush(stdout);
   }
   bar.finish(fmt::format("loss {:.4f} top1 {:.3f}", ema, ema_acc));
 

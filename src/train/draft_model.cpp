@@ -116,7 +116,9 @@ DraftLoss DraftModel::forward(const int32_t* next_ids, const float* features, co
   // Losses on the host (ref_ops.h), gradients back to the backend.
   last_z_.resize(size_t(R * H));
   last_logits_.resize(size_t(R * Vd_));
-  std::vector<float> tl(static_cast<size_t>(R * Vd_)), dz(static_cast<size_t>(R * H)), lv(static_cast<size_t>(R)),
+  std::vector<float>& tl = last_tlogits_;
+  tl.resize(static_cast<size_t>(R * Vd_));
+  std::vector<float> dz(static_cast<size_t>(R * H)), lv(static_cast<size_t>(R)),
       lp(static_cast<size_t>(R));
   be_.download(last_z_.data(), z_out_, last_z_.size() * 4);
   be_.download(last_logits_.data(), logits_, last_logits_.size() * 4);

@@ -62,6 +62,7 @@ class DraftModel {
   // Draft logits head(z') [B*T, head_rows] of the last forward (host copy taken before the loss).
   const std::vector<float>& last_logits() const { return last_logits_; }
   const std::vector<float>& last_output() const { return last_z_; }  // z' [B*T, H]
+  const std::vector<float>& last_target_logits() const { return last_tlogits_; }  // head(h_{t+1}) [B*T, head_rows]
 
   // Writes an EAGLE draft folder the engine loads: config.json (draft_spec_for) and
   // model.safetensors (fc.weight = [fc1 | fc2] per row), weights from host params in `dtype`.
@@ -95,7 +96,7 @@ class DraftModel {
   LayerScratch scratch_{};
   float* rope_cos_ = nullptr;
   float* rope_sin_ = nullptr;
-  std::vector<float> last_logits_, last_z_;
+  std::vector<float> last_logits_, last_z_, last_tlogits_;
   bool ready_ = false;
 };
 
