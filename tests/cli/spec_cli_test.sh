@@ -41,7 +41,13 @@ expect_error() {  # description, expected message part, args...
   local rc=$?
   check "$what" '[ $rc -ne 0 ] && grep -q -- "$msg" "$TMP/out.txt"'
 }
-expect_error "--spec eagle needs --draft" "needs --draft" generate hi --spec eagle
+mkdir -p "$TMP/nodraft"
+for f in "$(cd "$MODEL" && pwd)"/*; do [ -f "$f" ] && ln -s "$f" "$TMP/nodraft/"; done
+expect_error "--spec eagle needs --draft (a model without eagle/)" "needs --draft" generate hi --spec eagle -m "$TMP/nodraft"
+if [ -d "$MODEL/eagle" ]; then  # the draft shipped with the bundled model is used without --draft
+  "$BIN" generate --chat "Tell me about dogs." -n 48 --greedy --spec eagle > "$TMP/b_spec.txt" 2> "$TMP/b_spec.err"
+  check "--spec eagle alone uses the bundled model's eagle/ draft, output equals plain" 'cmp -s "$TMP/e_plain.txt" "$TMP/b_spec.txt" && grep -q "eagle" "$TMP/b_spec.err"'
+fi
 expect_error "--draft without --spec eagle" "--spec is off" generate hi --draft /tmp
 expect_error "--spec-tree out of range" "--spec-tree must be in 0..64" generate hi --spec ngram --spec-tree 99
 expect_error "a missing draft folder" "no such folder" generate hi --spec eagle --draft /no/such/draft
