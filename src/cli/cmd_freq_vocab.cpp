@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "cli/common.h"
 #include "core/error.h"
 #include "data/progress.h"
 #include "data/text_reader.h"
@@ -43,10 +44,7 @@ void run_freq_vocab(const FreqVocabArgs& a) {
   }
   bar.finish();
   // Forced in: every end-of-sequence id and the chat-control tokens the tokenizer has.
-  std::vector<int32_t> forced{tok->eos_id()};
-  for (const char* piece : {"</s>", "<|im_end|>", "<|im_start|>", "<|endoftext|>", "<|tool_call_start|>", "<|tool_call_end|>",
-                            "<think>", "</think>"})
-    if (auto id = tok->token_id(piece)) forced.push_back(*id);
+  const std::vector<int32_t> forced = fr_forced_ids(*tok);
   const std::vector<int32_t> vocab = freq_vocab_from_counts(counts, a.n, forced);
   uint64_t total = 0;
   for (uint64_t c : counts) total += c;

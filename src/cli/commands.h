@@ -12,6 +12,7 @@ void register_info(CLI::App& app);
 void register_train(CLI::App& app);  // cmd_train.cpp
 void register_data(CLI::App& app);   // cmd_data.cpp
 void register_quantize(CLI::App& app);  // cmd_quantize.cpp
+void register_train_draft(CLI::App& app);  // cmd_train_draft.cpp
 void register_freq_vocab(CLI::App& data);  // cmd_freq_vocab.cpp: `data freq-vocab`
 void register_serve(CLI::App& app);  // cmd_serve.cpp
 }  // namespace mcpm::cli

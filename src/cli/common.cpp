@@ -100,7 +100,7 @@ void add_spec_options(CLI::App& cmd, SpecCliOptions& s) {
                  "the output is the same as without it")
       ->check(CLI::IsMember({"off", "ngram", "eagle"}))
       ->capture_default_str();
-  cmd.add_option("--draft", s.draft_dir, "EAGLE draft head folder (with --spec eagle)");
+  cmd.add_option("--draft", s.draft_dir, "EAGLE draft head folder (with --spec eagle; default: the model folder's eagle/)");
   cmd.add_option("--spec-tree", s.tree,
                  "tokens verified per step, root included (0 = chosen each step from the measured verification cost)")
       ->capture_default_str();
@@ -151,8 +151,14 @@ std::unique_ptr<Drafter> make_drafter(const SpecCliOptions& s, Loaded& l) {
     p.min_n = std::min(s.ngram_min, s.ngram_max);
     return std::make_unique<NgramDrafter>(p);
   }
-  MCPM_CHECK(!s.draft_dir.empty(), "--spec eagle needs --draft DIR (an EAGLE draft head folder)");
-  MCPM_CHECK(fs::is_directory(s.draft_dir), "--draft {}: no such folder", s.draft_dir);
+  // Without --draft: the draft shipped inside the model folder (MODEL/eagle, as the bundled model has).
+  const std::string shipped = l.model->dir() + "/eagle";
+  const std::string draft_dir = !s.draft_dir.empty() ? s.draft_dir
+                                : fs::exists(shipped + "/config.json") ? shipped
+                                                                       : std::string();
+  MCPM_CHECK(!draft_dir.empty(), "--spec eagle needs --draft DIR (an EAGLE draft head folder; {} has none in eagle/)",
+             l.model->dir());
+  MCPM_CHECK(fs::is_directory(draft_dir), "--draft {}: no such folder", draft_dir);
   Model& target = *l.model;
   LoadOptions lo = target.options();
   lo.n_ctx = target.n_ctx() + DraftTree::kMaxNodes;  // tree rows run past the target's last position
@@ -162,12 +168,12 @@ std::unique_ptr<Drafter> make_drafter(const SpecCliOptions& s, Loaded& l) {
   lo.sparse = SparseMode::Off;
   lo.progress = LoadProgress::Off;
   lo.draft_of = &target;
-  const std::string fr = s.fr_vocab.empty() ? default_fr_file(s.draft_dir) : s.fr_vocab == "none" ? "" : s.fr_vocab;
+  const std::string fr = s.fr_vocab.empty() ? default_fr_file(draft_dir) : s.fr_vocab == "none" ? "" : s.fr_vocab;
   std::vector<int32_t> required = target.spec().eos_ids;
   if (l.tokenizer) required.push_back(l.tokenizer->eos_id());
   if (!fr.empty()) lo.draft_vocab = load_fr_vocab(fr, target.spec().vocab_size, required);
-  l.draft = Model::load(s.draft_dir, *l.backend, lo);
-  MCPM_LOG_INFO("EAGLE draft {}: {} layer(s), {}", s.draft_dir, l.draft->spec().n_layers,
+  l.draft = Model::load(draft_dir, *l.backend, lo);
+  MCPM_LOG_INFO("EAGLE draft {}: {} layer(s), {}", draft_dir, l.draft->spec().n_layers,
                 fr.empty() ? std::string("full vocabulary head") : fmt::format("FR-Spec head of {} tokens ({})", lo.draft_vocab.size(), fr));
   EagleParams p;
   if (s.topk > 0) p.topk = s.topk;
@@ -294,6 +300,15 @@ SamplerParams sampler_params(const std::string& model_dir, const SamplingOptions
   }
   if (s.greedy) p.temperature = 0.0f;
   return p;
+}
+
+std::vector<int32_t> fr_forced_ids(const Tokenizer& tok) {
+  std::vector<int32_t> forced;
+  if (tok.eos_id() >= 0) forced.push_back(tok.eos_id());
+  for (const char* piece : {"</s>", "<|im_end|>", "<|im_start|>", "<|endoftext|>", "<|tool_call_start|>", "<|tool_call_end|>",
+                            "<think>", "</think>"})
+    if (auto id = tok.token_id(piece)) forced.push_back(*id);
+  return forced;
 }
 
 }  // namespace mcpm::cli

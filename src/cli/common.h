@@ -81,4 +81,8 @@ SamplerParams sampler_params(const std::string& model_dir, const SamplingOptions
 
 void set_verbosity(const CommonOptions& o);
 
+// Ids an FR-Spec vocabulary must hold: the tokenizer's EOS and the chat-control tokens it has
+// (</s>, <|im_end|>, <|im_start|>, <|endoftext|>, tool-call and think markers).
+std::vector<int32_t> fr_forced_ids(const Tokenizer& tok);
+
 }  // namespace mcpm::cli

@@ -90,6 +90,12 @@ ModelSpec Model::validate(const CheckpointFolder& folder) {
     const JsonObject c(folder.config(), folder.path("config.json"));
     e.residual_layers = c.optional<int64_t>("mup_denominator", 0);
     MCPM_CHECK(e.residual_layers >= 0, "{}: mup_denominator must be positive", folder.path("config.json"));
+    if (c.has("logit_scale")) {
+      const double ls = c.optional<double>("logit_scale", 0.0);
+      MCPM_CHECK(std::isfinite(ls) && ls > 0.0, "{}: logit_scale must be a positive number, got {}", folder.path("config.json"),
+                 ls);
+      e.logit_scale = ls;
+    }
     spec.eagle = e;
     // The draft's own copy of the embedding is ignored (the target's is used), as CPM.cu does.
     for (const char* n : {"embed_tokens.weight", "model.embed_tokens.weight"})
@@ -210,7 +216,10 @@ std::unique_ptr<Model> Model::load(const std::string& dir, Backend& backend, con
   }
   m->n_logits_ = spec.eagle && !o.draft_vocab.empty() ? int64_t(o.draft_vocab.size()) : spec.vocab_size;
   // CPM.cu: the FR-Spec head is a plain linear layer (no 1/(H/base)); the full head is the target's.
-  m->logit_scale_ = spec.eagle && !o.draft_vocab.empty() ? 1.0f : spec.logit_scale();
+  // A draft's config "logit_scale" overrides both (our trained heads are calibrated with it).
+  m->logit_scale_ = spec.eagle && spec.eagle->logit_scale ? float(*spec.eagle->logit_scale)
+                    : spec.eagle && !o.draft_vocab.empty() ? 1.0f
+                                                          : spec.logit_scale();
 
   // ---- memory plan: weights, KV cache, scratch ----
   // A weight whose stored form is what the kernels read (same dtype, aligned for it) stays in the

@@ -159,6 +159,7 @@ json ModelSpec::to_json() const {
   json j;
   j["architectures"] = {eagle ? "MiniCPMEagle" : "MiniCPMForCausalLM"};
   if (eagle && eagle->residual_layers > 0) j["mup_denominator"] = eagle->residual_layers;
+  if (eagle && eagle->logit_scale) j["logit_scale"] = *eagle->logit_scale;
   j["model_type"] = model_type;
   j["vocab_size"] = vocab_size;
   j["hidden_size"] = hidden;

@@ -41,6 +41,10 @@ struct EagleSpec {
   // The residual multiplier is scale_depth / sqrt(residual_layers): config "mup_denominator" when
   // given (vLLM), else the target's layer count + 1 (CPM.cu), filled in when the draft is loaded.
   int64_t residual_layers = 0;
+  // config "logit_scale": multiplies the draft logits (FR or full head) when present; absent =
+  // CPM.cu's convention (FR head unscaled, full head with the target's 1/(H/base)). Our trained
+  // heads (minicpm train-draft) write dim_model_base/hidden so their logits are calibrated.
+  std::optional<double> logit_scale;
 };
 
 struct ModelSpec {

@@ -28,7 +28,26 @@ void EagleDrafter::observe_prefill(Model& target, const int32_t*, int64_t n) {
   target.hidden_rows(rows, pending_.data() + old);
 }
 
-void EagleDrafter::accepted(Model& target, const DraftTree&, const std::vector<int32_t>& path, const std::vector<int32_t>&) {
+void EagleDrafter::accepted(Model& target, const DraftTree& verified, const std::vector<int32_t>& path,
+                            const std::vector<int32_t>&) {
+  // Calibration: expected accepted nodes of the verified tree (its nodes found in the proposed one
+  // by parent and token) against the accepted count.
+  if (verified.size() > 1 && last_tree_.size() == int(last_raw_p_.size())) {
+    std::vector<int32_t> at(size_t(verified.size()), -1);
+    at[0] = 0;
+    double expected = 0;
+    for (int i = 1; i < verified.size(); ++i) {
+      const int32_t par = at[size_t(verified.parent[size_t(i)])];
+      for (int j = 1; par >= 0 && j < last_tree_.size(); ++j)
+        if (last_tree_.parent[size_t(j)] == par && last_tree_.token[size_t(j)] == verified.token[size_t(i)]) {
+          at[size_t(i)] = j;
+          expected += double(last_raw_p_[size_t(j)]);
+          break;
+        }
+    }
+    calib_obs_ = kCalibDecay * calib_obs_ + double(path.size() - 1);
+    calib_exp_ = kCalibDecay * calib_exp_ + expected;
+  }
   // The verify batch's rows are tree nodes: the path's hidden states are those of positions L .. L+a.
   const size_t old = pending_.size();
   pending_.resize(old + path.size() * size_t(H_));
@@ -165,6 +184,10 @@ void EagleDrafter::propose(const std::vector<int32_t>& h, int max_nodes, const S
   const std::vector<int32_t> pool_of_node = build_tree_from_pool(pool_, max_nodes, tree);
   p.assign(size_t(tree.size()), 1.0f);
   for (int i = 1; i < tree.size(); ++i) p[size_t(i)] = std::exp(pool_[size_t(pool_of_node[size_t(i)])].score);
+  last_tree_ = tree;
+  last_raw_p_ = p;
+  const double c = calib_obs_ / std::max(calib_exp_, 1e-9);
+  for (int i = 1; i < tree.size(); ++i) p[size_t(i)] = float(std::min(1.0, c * double(p[size_t(i)])));
 }
 
 }  // namespace mcpm

@@ -45,6 +45,14 @@ class EagleDrafter final : public Drafter {
   std::vector<float> pending_;  // [n, H] target hidden states of positions draft_len .. draft_len + n - 1
   std::vector<DraftCandidate> pool_;
   std::vector<float> logits_;
+  // Acceptance calibration: the path probability under-estimates greedy acceptance (a node is
+  // accepted when it is the target's argmax). Estimates are min(1, calib_ * p) with calib_ =
+  // observed / expected accepted nodes over recent steps (decayed sums; prior weight kCalibPrior).
+  // It changes only the tree's shape, never the output.
+  static constexpr double kCalibPrior = 4.0, kCalibDecay = 0.95;
+  double calib_obs_ = kCalibPrior, calib_exp_ = kCalibPrior;
+  DraftTree last_tree_;           // the proposed tree (before the verifier prunes it)
+  std::vector<float> last_raw_p_;  // its uncalibrated path probabilities
 };
 
 }  // namespace mcpm

@@ -57,7 +57,9 @@ int SpecDecoder::choose_nodes(const std::vector<float>& p_sorted) const {
   if (limits_.tree > 0) return std::min(limits_.tree, avail);
   const int hi = std::min(avail, SpecLimits::kAutoMaxTree);
   int best = 1;
-  double expected = 1.0, best_rate = 1.0 / cost_.seconds(1);
+  // The draft is already paid for this step, whatever m is: every m's rate counts it, m = 1 too
+  // (leaving it out of m = 1 chose plain steps after paying for a draft).
+  double expected = 1.0, best_rate = 1.0 / (draft_ema_ + cost_.seconds(1));
   for (int m = 2; m <= hi; ++m) {
     expected += double(p_sorted[size_t(m - 1)]);
     const double rate = expected / (draft_ema_ + cost_.seconds(m));

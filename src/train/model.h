@@ -1,4 +1,4 @@
-// TrainModel: the MiniCPM4 forward pass written out op by op (llm.c style) with every activation
+// TrainModel: the MiniCPM4 forward pass written out op by op (layers: train/layer.h) (llm.c style) with every activation
 // the backward needs kept in named buffers, and the hand-written backward. Batch = B independent
 // sequences of T tokens at positions 0..T-1. All math follows docs/minicpm4-format.md §3:
 //   x0 = scale_emb * E[ids]
@@ -13,6 +13,7 @@
 
 #include "model/spec.h"
 #include "train/backend.h"
+#include "train/layer.h"
 #include "train/params.h"
 
 namespace mcpm::train {
@@ -51,25 +52,6 @@ class TrainModel {
   double flops_per_token() const;
 
  private:
-  struct LayerActs {
-    float* x_in;    // [R, H] layer input (residual stream)
-    float* rstd1;   // [R]
-    float* n1;      // [R, H] RMSNorm(x_in)
-    float* q;       // [R, nh*d] after RoPE
-    float* k;       // [R, nkv*d] after RoPE
-    float* v;       // [R, nkv*d]
-    float* probs;   // [B, nh, T, T]
-    float* att;     // [R, nh*d] attention output
-    float* x_mid;   // [R, H] after the attention residual
-    float* rstd2;   // [R]
-    float* n2;      // [R, H] RMSNorm(x_mid)
-    float* g;       // [R, F] gate projection
-    float* u;       // [R, F] up projection
-    float* h;       // [R, F] silu(g) * u
-  };
-  struct LayerParams {
-    float *attn_norm, *wq, *wk, *wv, *wo, *ffn_norm, *wg, *wu, *wd;
-  };
   LayerParams layer_params(float* base, int l) const;
   float* alloc(size_t n);
 
@@ -92,14 +74,7 @@ class TrainModel {
   float* rope_sin_ = nullptr;
   // backward scratch
   float* d_res_ = nullptr;  // [R, H]
-  float* d_n_ = nullptr;    // [R, H]
-  float* d_att_ = nullptr;  // [R, nh*d]
-  float* dq_ = nullptr;     // [R, nh*d]
-  float* dk_ = nullptr;     // [R, nkv*d]
-  float* dv_ = nullptr;     // [R, nkv*d]
-  float* dh_ = nullptr;     // [R, F]
-  float* dg_ = nullptr;     // [R, F]
-  float* du_ = nullptr;     // [R, F]
+  LayerScratch scratch_{};
   bool have_targets_ = false;  // logits_ holds dloss/dlogits, ready for backward()
   bool logits_valid_ = false;  // logits_ holds the logits of the last forward
 };

@@ -18,9 +18,11 @@ const char* mup_group_name(MupGroup g) { return g == MupGroup::Hidden ? "hidden 
 
 MupGroup mup_group(const TensorSpec& t) { return t.is_matrix() ? MupGroup::Hidden : MupGroup::Base; }
 
-ParamLayout::ParamLayout(const ModelSpec& spec) : spec_(spec) {
+ParamLayout::ParamLayout(const ModelSpec& spec) : ParamLayout(spec, model_tensor_specs(spec)) {}
+
+ParamLayout::ParamLayout(const ModelSpec& spec, const std::vector<TensorSpec>& tensors) : spec_(spec) {
   MCPM_CHECK(spec.dim_model_base > 0, "trainer: dim_model_base must be positive");
-  for (const TensorSpec& ts : model_tensor_specs(spec)) {
+  for (const TensorSpec& ts : tensors) {
     ParamTensor p;
     p.spec = ts;
     p.numel = 1;

@@ -31,6 +31,8 @@ struct ParamTensor {
 class ParamLayout {
  public:
   explicit ParamLayout(const ModelSpec& spec);
+  // An explicit tensor list (the draft trainer's: fc1/fc2 as two [H, H] halves of fc.weight).
+  ParamLayout(const ModelSpec& spec, const std::vector<TensorSpec>& tensors);
   const ModelSpec& spec() const { return spec_; }
   const std::vector<ParamTensor>& tensors() const { return tensors_; }
   size_t total() const { return total_; }  // floats

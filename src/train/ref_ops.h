@@ -3,6 +3,7 @@
 // Plain loops, no threads. Shapes: R rows (= B*T tokens), row-major buffers. "+=" marks outputs
 // that are accumulated into (gradients of shared inputs); everything else is overwritten.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -216,6 +217,50 @@ void cross_entropy(Real* logits, const int32_t* targets, const Real* weight, int
     loss[r] = Real(double(weight[r]) * (lse - double(z[targets[r]])));
     for (int64_t i = 0; i < V; ++i) z[i] = weight[r] * Real(std::exp(double(z[i]) - lse));
     z[targets[r]] -= weight[r];
+  }
+}
+
+// EAGLE feature regression (PyTorch SmoothL1Loss, beta 1, mean over the H features of a row):
+// loss[r] = weight[r] * mean_h sl1(pred - target), sl1(d) = d^2/2 for |d| < 1 else |d| - 1/2;
+// dpred[r, h] = weight[r] / H * clamp(pred - target, -1, 1)  (overwritten; zero where weight is 0).
+template <class Real>
+void smooth_l1(const Real* pred, const Real* target, const Real* weight, int64_t R, int64_t H, Real* loss, Real* dpred) {
+  for (int64_t r = 0; r < R; ++r) {
+    double sum = 0;
+    for (int64_t h = 0; h < H; ++h) {
+      const double d = double(pred[r * H + h]) - double(target[r * H + h]), a = d < 0 ? -d : d;
+      sum += a < 1 ? 0.5 * d * d : a - 0.5;
+      dpred[r * H + h] = Real(double(weight[r]) / double(H) * (d < -1 ? -1.0 : d > 1 ? 1.0 : d));
+    }
+    loss[r] = Real(double(weight[r]) * sum / double(H));
+  }
+}
+
+// Soft cross-entropy against a target distribution given by its logits (a constant):
+// loss[r] = weight[r] * -sum_v softmax(target[r])_v * log_softmax(logits[r])_v; logits [R, V] are
+// replaced by dloss/dlogits = weight[r] * (softmax(logits[r]) - softmax(target[r])).
+template <class Real>
+void soft_cross_entropy(Real* logits, const Real* target, const Real* weight, int64_t R, int64_t V, Real* loss) {
+  for (int64_t r = 0; r < R; ++r) {
+    Real* z = logits + r * V;
+    const Real* t = target + r * V;
+    if (weight[r] == Real(0)) {
+      for (int64_t i = 0; i < V; ++i) z[i] = 0;
+      loss[r] = 0;
+      continue;
+    }
+    double mz = double(z[0]), mt = double(t[0]);
+    for (int64_t i = 1; i < V; ++i) mz = std::max(mz, double(z[i])), mt = std::max(mt, double(t[i]));
+    double sz = 0, st = 0;
+    for (int64_t i = 0; i < V; ++i) sz += std::exp(double(z[i]) - mz), st += std::exp(double(t[i]) - mt);
+    const double lse_z = mz + std::log(sz), lse_t = mt + std::log(st), w = double(weight[r]);
+    double ce = 0;
+    for (int64_t i = 0; i < V; ++i) {
+      const double pt = std::exp(double(t[i]) - lse_t), lpd = double(z[i]) - lse_z;
+      ce -= pt * lpd;
+      z[i] = Real(w * (std::exp(lpd) - pt));
+    }
+    loss[r] = Real(w * ce);
   }
 }
 

@@ -50,7 +50,7 @@ const Fixture& fixture() {
     f.draft_dir = test::temp_dir("eagle_draft");
     RandomCheckpointOptions d;
     d.spec = make_spec(64, 1, 4, 2, 80, kVocab);
-    d.spec.eagle = EagleSpec{true, "layers.", 0};
+    d.spec.eagle = EagleSpec{true, "layers.", 0, std::nullopt};
     d.dtype = DType::F32;
     d.init_std = 0.2;
     d.seed = 12;
@@ -154,6 +154,51 @@ TEST(Eagle, FullVocabularyHeadIsTheFrHeadRescaled) {
   for (size_t t = 0; t < toks.size(); ++t)
     for (size_t i = 0; i < fr.size(); ++i)
       ASSERT_NEAR(y[t * kVocab + size_t(fr[i])] * k, x[t * 40 + i], 1e-4f * std::max(1.0f, std::fabs(x[t * 40 + i])));
+}
+
+// config.json "logit_scale" multiplies the draft logits, FR head or full head (our trained heads
+// write dim_model_base/hidden there); absent = the CPM.cu convention above; bad values are refused.
+TEST(Eagle, ConfigLogitScaleMultipliesDraftLogits) {
+  const auto fr = read_ids(data_dir() + "/fr40.txt");
+  const auto toks = read_ids(data_dir() + "/tokens.txt");
+  const std::string scaled = test::temp_dir("eagle_draft_scaled");
+  std::filesystem::copy(fixture().draft_dir, scaled,
+                        std::filesystem::copy_options::recursive | std::filesystem::copy_options::overwrite_existing);
+  auto write_scale = [&](const std::string& value) {
+    json c = json::parse(std::ifstream(fixture().draft_dir + "/config.json"));
+    c["logit_scale"] = json::parse(value);
+    std::ofstream(scaled + "/config.json") << c.dump(2);
+  };
+  write_scale("0.375");
+  Loaded a = load_pair(fr), full = load_pair({});
+  const auto base_fr = draft_rows(a, toks, 5), base_full = draft_rows(full, toks, 5);
+  for (bool use_fr : {true, false}) {
+    Loaded l = load_pair(use_fr ? fr : std::vector<int32_t>{});
+    LoadOptions dl = l.draft->options();
+    l.draft.reset();
+    l.draft = Model::load(scaled, *l.be, dl);
+    ASSERT_TRUE(l.draft->spec().eagle->logit_scale.has_value());
+    EXPECT_DOUBLE_EQ(*l.draft->spec().eagle->logit_scale, 0.375);
+    const auto got = draft_rows(l, toks, 5);
+    const auto& base = use_fr ? base_fr : base_full;
+    // FR base is unscaled; the full base carries the target's dim_model_base/H.
+    const float k = use_fr ? 0.375f : float(0.375 / a.target->spec().logit_scale());
+    ASSERT_EQ(got.size(), base.size());
+    for (size_t i = 0; i < got.size(); ++i)
+      ASSERT_NEAR(got[i], base[i] * k, 1e-5f * std::max(1.0f, std::fabs(base[i] * k))) << (use_fr ? "fr " : "full ") << i;
+  }
+  for (const char* bad : {"0", "-1.5", "\"x\""}) {
+    write_scale(bad);
+    Loaded l = load_pair(fr);
+    LoadOptions dl = l.draft->options();
+    l.draft.reset();
+    try {
+      Model::load(scaled, *l.be, dl);
+      ADD_FAILURE() << "logit_scale " << bad << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("logit_scale"), std::string::npos) << e.what();
+    }
+  }
 }
 
 // The draft's tree expansion (one tree-masked forward per level, ancestors recomputed) scores every
