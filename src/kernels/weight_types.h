@@ -40,6 +40,8 @@ struct QuantAct {
 
 // Dot product of stored row n of W with one quantized activation row.
 using QDotFn = float (*)(const Matrix& W, int64_t n, const QuantAct& a);
+// The same for rows n0 .. n0+3 at once (out[4]); activation loads shared by the four rows.
+using QDot4Fn = void (*)(const Matrix& W, int64_t n0, const QuantAct& a, float* out);
 
 struct WeightTypeInfo {
   const char* name;    // "f32", "bf16", "f16", "q8", "q4", "t2"
@@ -57,6 +59,8 @@ struct WeightTypeInfo {
   // Integer dot kernels per ISA (null: not compiled in; dense types have none, they use the
   // Highway / AMX matmul family of kernels/cpu).
   QDotFn dot[size_t(Isa::Count)];
+  // Four-row kernels per ISA (null: the ISA has only the one-row kernel).
+  QDot4Fn dot4[size_t(Isa::Count)];
 };
 
 // The entry of a matrix's type (dense: by its dtype).

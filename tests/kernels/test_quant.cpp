@@ -249,6 +249,14 @@ TEST(WeightTypes, DotKernelsMatchReferenceEveryIsa) {
               const double want = ref::qdot(qm.m, n, a), got = dot(qm.m, n, a);
               ASSERT_LE(std::fabs(got - want), 2e-6 * magnitude(qm.m, n, a)) << "row " << n;
             }
+            if (const QDot4Fn dot4 = info.dot4[size_t(isa)])
+              for (int64_t n0 = 0; n0 + 4 <= c.N; ++n0) {
+                float out[4];
+                dot4(qm.m, n0, a, out);
+                for (int r = 0; r < 4; ++r)
+                  ASSERT_LE(std::fabs(out[r] - ref::qdot(qm.m, n0 + r, a)), 2e-6 * magnitude(qm.m, n0 + r, a))
+                      << "four-row kernel, row " << n0 + r;
+              }
           }
         }
 }

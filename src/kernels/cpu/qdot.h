@@ -19,17 +19,25 @@ namespace mcpm::cpu {
   float qdot_q8_##isa(const Matrix& W, int64_t n, const QuantAct& a); \
   float qdot_q4_##isa(const Matrix& W, int64_t n, const QuantAct& a); \
   float qdot_t2_##isa(const Matrix& W, int64_t n, const QuantAct& a);
+// Four-row variants (x86): rows n0 .. n0+3 into out[4].
+#define MCPM_QDOT4_DECL(isa)                                                   \
+  void qdot_q8x4_##isa(const Matrix& W, int64_t n0, const QuantAct& a, float* out); \
+  void qdot_q4x4_##isa(const Matrix& W, int64_t n0, const QuantAct& a, float* out); \
+  void qdot_t2x4_##isa(const Matrix& W, int64_t n0, const QuantAct& a, float* out);
 MCPM_QDOT_DECL(scalar)
 #if MCPM_HAVE_X86_QDOT
 MCPM_QDOT_DECL(avx2)
+MCPM_QDOT4_DECL(avx2)
 #endif
 #if MCPM_HAVE_X86_VNNI
 MCPM_QDOT_DECL(vnni)
+MCPM_QDOT4_DECL(vnni)
 #endif
 #if defined(__aarch64__) && defined(__ARM_NEON)
 MCPM_QDOT_DECL(neon)
 #endif
 #undef MCPM_QDOT_DECL
+#undef MCPM_QDOT4_DECL
 
 // sum_g o_g * gsum_g of stored row n (o_g = m_g, or -bias * s_g without mins).
 inline float qdot_offset_term(const Matrix& W, int64_t n, const QuantAct& a, int bias) {

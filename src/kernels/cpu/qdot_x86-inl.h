@@ -39,7 +39,58 @@ inline float row_loop(const Matrix& W, int64_t n, const QuantAct& a, int bias, B
   return hsum(_mm256_add_ps(acc0, acc1)) + qdot_offset_term(W, n, a, bias);
 }
 
+// Four rows n0 .. n0+3 at once: the activation block and its scale are loaded once for all four,
+// int32 partials are scaled by d_b per block and by s_g once per group (four accumulator chains).
+template <class Block>
+inline void rows4_loop(const Matrix& W, int64_t n0, const QuantAct& a, int bias, float* out, Block&& block) {
+  const int64_t K = W.cols, ng = K / W.group, bpg = W.group / kQBlock;
+  __m256 acc[4];
+  for (int r = 0; r < 4; ++r) acc[r] = _mm256_setzero_ps();
+  for (int64_t g = 0; g < ng; ++g) {
+    __m256 ga[4];
+    for (int r = 0; r < 4; ++r) ga[r] = _mm256_setzero_ps();
+    for (int64_t b = g * bpg; b < (g + 1) * bpg; ++b) {
+      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q + b * 32));
+      const __m256 db = _mm256_set1_ps(a.d[b]);
+      for (int r = 0; r < 4; ++r) ga[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(block(r, b, x)), db, ga[r]);
+    }
+    for (int r = 0; r < 4; ++r) acc[r] = _mm256_fmadd_ps(ga[r], _mm256_set1_ps(W.scales[(n0 + r) * ng + g]), acc[r]);
+  }
+  for (int r = 0; r < 4; ++r) out[r] = hsum(acc[r]) + qdot_offset_term(W, n0 + r, a, bias);
+}
+
 }  // namespace
+
+void QDOT_NAME(q8x4)(const Matrix& W, int64_t n0, const QuantAct& a, float* out) {
+  const uint8_t* row = static_cast<const uint8_t*>(W.data) + n0 * W.cols;
+  const int64_t ld = W.cols;
+  rows4_loop(W, n0, a, 0, out, [&](int r, int64_t b, __m256i x) {
+    const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + r * ld + b * 32));
+    return DotU8S8(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+  });
+}
+
+void QDOT_NAME(q4x4)(const Matrix& W, int64_t n0, const QuantAct& a, float* out) {
+  const int64_t ld = W.cols / 2;
+  const uint8_t* row = static_cast<const uint8_t*>(W.data) + n0 * ld;
+  const __m128i lo4 = _mm_set1_epi8(0x0F);
+  rows4_loop(W, n0, a, 8, out, [&](int r, int64_t b, __m256i x) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + r * ld + b * 16));
+    const __m256i w = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), lo4), _mm_and_si128(v, lo4));
+    return DotU8S8(w, x);
+  });
+}
+
+void QDOT_NAME(t2x4)(const Matrix& W, int64_t n0, const QuantAct& a, float* out) {
+  const int64_t ld = (W.cols + 127) / 128 * 32;
+  const uint8_t* row = static_cast<const uint8_t*>(W.data) + n0 * ld;
+  const __m256i m2 = _mm256_set1_epi8(0x03);
+  rows4_loop(W, n0, a, 1, out, [&](int r, int64_t b, __m256i x) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + r * ld + (b / 4) * 32));
+    const __m256i w = _mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128(int(2 * (b % 4)))), m2);
+    return DotU8S8(w, x);
+  });
+}
 
 float QDOT_NAME(q8)(const Matrix& W, int64_t n, const QuantAct& a) {
   const uint8_t* row = static_cast<const uint8_t*>(W.data) + n * W.cols;
