@@ -188,9 +188,11 @@ void configure_spec(const SpecCliOptions& s, GenerateOptions& go, Drafter* d) {
 
 void print_spec_stats(const SpecCliOptions& s, const GenerateResult& r) {
   if (s.mode == "off") return;
-  std::fprintf(stderr, "[spec %s: mean accepted length %.2f over %lld verify steps (+%lld plain), %lld drafted, draft %.3f s, verify %.3f s]\n",
+  std::fprintf(stderr,
+               "[spec %s: mean accepted length %.2f over %lld verify steps (+%lld plain, drafting paused %lld times as slower "
+               "than plain), %lld drafted, draft %.3f s, verify %.3f s]\n",
                s.mode.c_str(), r.spec.mean_accepted(), (long long)r.spec.steps, (long long)r.spec.plain_steps,
-               (long long)r.spec.drafted, r.spec.draft_seconds, r.spec.verify_seconds);
+               (long long)r.spec.pauses, (long long)r.spec.drafted, r.spec.draft_seconds, r.spec.verify_seconds);
 }
 
 void set_verbosity(const CommonOptions& o) {

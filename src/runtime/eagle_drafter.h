@@ -11,8 +11,8 @@
 namespace mcpm {
 
 struct EagleParams {
-  int topk = 8;   // children per expanded node and frontier width
-  int depth = 4;  // draft levels (1 = only the root's children)
+  int topk = 2;   // children per expanded node and frontier width (small on CPUs: the draft's cost grows with it)
+  int depth = 3;  // draft levels (1 = only the root's children)
 };
 
 class EagleDrafter final : public Drafter {

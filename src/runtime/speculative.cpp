@@ -13,8 +13,8 @@ namespace mcpm {
 
 std::string SpecStats::describe() const {
   return fmt::format("spec: {} verify steps, mean accepted length {:.2f} (tokens per target forward), {} drafted nodes, "
-                     "{} plain steps, draft {:.3f} s, verify {:.3f} s",
-                     steps, mean_accepted(), drafted, plain_steps, draft_seconds, verify_seconds);
+                     "{} plain steps ({} pauses), draft {:.3f} s, verify {:.3f} s",
+                     steps, mean_accepted(), drafted, plain_steps, pauses, draft_seconds, verify_seconds);
 }
 
 void VerifyCostModel::observe(int m, double seconds) {
@@ -77,6 +77,11 @@ std::vector<int32_t> SpecDecoder::step(int32_t root, const std::vector<int32_t>&
                                      target_.options().max_logit_rows}));
   room = std::max(1, std::min(room, max_emit));
   int budget = limits_.tree > 0 ? std::min(limits_.tree, room) : std::min(room, SpecLimits::kAutoMaxTree);
+  // Automatic mode: a plain step first (it measures one decode step), and none while paused.
+  if (limits_.tree == 0 && (!cost_.has(1) || pause_left_ > 0)) {
+    budget = 1;
+    if (pause_left_ > 0) --pause_left_;
+  }
   tree_.reset(root);
   p_.assign(1, 1.0f);
   const double t0 = now_seconds();
@@ -125,6 +130,16 @@ std::vector<int32_t> SpecDecoder::step(int32_t root, const std::vector<int32_t>&
     ++stats_.steps;
     stats_.emitted += int64_t(emitted.size());
     stats_.drafted += tree_.size() - 1;
+  }
+  if (budget > 1 && limits_.tree == 0) {  // a drafted step: compare with plain decoding's rate
+    ++win_steps_;
+    win_tokens_ += int64_t(emitted.size());
+    win_seconds_ += now_seconds() - t0;
+    if (win_steps_ >= kWindowSteps) {
+      if (double(win_tokens_) / win_seconds_ < 0.97 / cost_.seconds(1)) pause_left_ = kPauseSteps, ++stats_.pauses;
+      win_steps_ = win_tokens_ = 0;
+      win_seconds_ = 0;
+    }
   }
   return emitted;
 }

@@ -54,7 +54,8 @@ struct SpecStats {
   int64_t steps = 0;          // target verification forwards
   int64_t emitted = 0;        // tokens they produced (accepted drafts + one bonus each)
   int64_t drafted = 0;        // draft nodes verified
-  int64_t plain_steps = 0;    // steps run as plain decoding (nothing worth verifying)
+  int64_t plain_steps = 0;    // steps run as plain decoding (nothing worth verifying, or drafting paused)
+  int64_t pauses = 0;         // times drafting was paused because it was slower than plain decoding
   double draft_seconds = 0, verify_seconds = 0;
   double mean_accepted() const { return steps ? double(emitted) / double(steps) : 0.0; }  // tau, tokens per target forward
   std::string describe() const;
@@ -66,6 +67,7 @@ class VerifyCostModel {
   void observe(int m, double seconds);
   double seconds(int m) const;  // estimate (interpolated; prior slope until measured)
   bool calibrated() const { return !t_.empty(); }
+  bool has(int m) const { return t_.count(m) > 0; }
 
  private:
   std::map<int, double> t_;  // m -> EMA of observed seconds
@@ -91,6 +93,12 @@ class SpecDecoder {
   SpecStats stats_;
   VerifyCostModel cost_;
   double draft_ema_ = 0;  // seconds per proposal
+  // "Never slower than plain": speculation's measured tokens/s over a window of steps against plain
+  // decoding's; when it loses, drafting pauses for kPauseSteps plain steps, then is tried again.
+  static constexpr int kWindowSteps = 8, kPauseSteps = 32;
+  int pause_left_ = 0;
+  int64_t win_steps_ = 0, win_tokens_ = 0;
+  double win_seconds_ = 0;
   DraftTree tree_;
   std::vector<float> p_;
   std::vector<float> logits_;  // [m, V]
