@@ -1,5 +1,7 @@
 #include "common/test_util.h"
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <filesystem>
 
@@ -20,7 +22,9 @@ std::string shared_dir() {
 
 std::string temp_dir(const std::string& tag) {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  std::string name = info ? std::string(info->test_suite_name()) + "." + info->name() : "test";
+  // Outside a test (SetUpTestSuite, statics) the name gets the process id: ctest runs the cases of
+  // one suite as parallel processes, which must not share (and delete) each other's folders.
+  std::string name = info ? std::string(info->test_suite_name()) + "." + info->name() : "suite-" + std::to_string(getpid());
   for (auto& c : name)
     if (c == '/') c = '_';
   if (!tag.empty()) name += "." + tag;
