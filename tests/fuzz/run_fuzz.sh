@@ -36,7 +36,7 @@ for s in "$@"; do
   esac
 done
 echo "$name: $n seed inputs in $seeds"
-common=(-rss_limit_mb=2560 -timeout=30 -max_len=${MCPM_FUZZ_MAX_LEN:-1048576} -print_final_stats=1)
+common=(-artifact_prefix="$work/" -rss_limit_mb=2560 -timeout=30 -max_len=${MCPM_FUZZ_MAX_LEN:-1048576} -print_final_stats=1)
 reg=$here/regressions/$name
 if [[ -d $reg ]] && compgen -G "$reg/*" >/dev/null; then
   echo "$name: replaying $(ls "$reg" | wc -l) regression inputs"

@@ -103,6 +103,13 @@ TEST(CheckpointErrors, BadJson) {
   MCPM_EXPECT_ERROR(load(d), "config.json", "malformed JSON");
   write_text(d + "/config.json", "[1, 2]");
   MCPM_EXPECT_ERROR(load(d), "config.json", "expected a JSON object");
+  // Found by fuzz_checkpoint_index: a number beyond double made nlohmann throw out_of_range, which
+  // escaped as an uncaught exception instead of an error naming the file.
+  write_text(d + "/config.json", "{\"hidden_size\": 888888e6888}");
+  MCPM_EXPECT_ERROR(load(d), "config.json", "malformed JSON", "number overflow");
+  const std::string ds = make_tiny(test::temp_dir("sharded"), 2);
+  write_text(ds + "/model.safetensors.index.json", "888888e6888");
+  MCPM_EXPECT_ERROR(load(ds), "model.safetensors.index.json", "malformed JSON");
 }
 
 TEST(CheckpointErrors, BadConfigFields) {
