@@ -545,7 +545,11 @@ class Interpreter {
     }
     if (f == "int") {
       if (v.type == Value::Type::Int) return v;
-      if (v.type == Value::Type::Float) return Value::integer(int64_t(v.f));
+      if (v.type == Value::Type::Float) {  // like Jinja: a value int() rejects (inf, nan) gives 0
+        if (!std::isfinite(v.f)) return Value::integer(0);
+        if (!(std::fabs(v.f) < 9.2e18)) error(e.pos, fmt::format("int: {} does not fit in 64 bits", v.f));
+        return Value::integer(int64_t(v.f));
+      }
       if (v.type == Value::Type::Bool) return Value::integer(v.b);
       if (v.is_string()) {
         try {
