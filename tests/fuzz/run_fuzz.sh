@@ -6,7 +6,7 @@
 # ../shared that are absent are skipped with a message; nothing is copied into the repository).
 # A SEED of the form jinja:FILE adds FILE's "chat_template"; spec:CONFIG:GEN adds CONFIG + NUL + GEN.
 # Environment: MCPM_FUZZ_RUNS (default 2000) or MCPM_FUZZ_TIME (seconds; overrides runs),
-# MCPM_FUZZ_ARGS (extra libFuzzer flags).
+# MCPM_FUZZ_ARGS (extra libFuzzer flags), MCPM_FUZZ_MAX_LEN (-max_len; default from CMake, else 1 MiB).
 set -euo pipefail
 bin=$1 name=$2 work=$3
 shift 3
@@ -36,7 +36,7 @@ for s in "$@"; do
   esac
 done
 echo "$name: $n seed inputs in $seeds"
-common=(-artifact_prefix="$work/" -rss_limit_mb=2560 -timeout=30 -max_len=${MCPM_FUZZ_MAX_LEN:-1048576} -print_final_stats=1)
+common=(-artifact_prefix="$work/" -rss_limit_mb=2560 -timeout=30 -max_len=${MCPM_FUZZ_MAX_LEN:-${MCPM_FUZZ_DEFAULT_MAX_LEN:-1048576}} -print_final_stats=1)
 reg=$here/regressions/$name
 if [[ -d $reg ]] && compgen -G "$reg/*" >/dev/null; then
   echo "$name: replaying $(ls "$reg" | wc -l) regression inputs"
