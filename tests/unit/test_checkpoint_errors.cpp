@@ -184,6 +184,11 @@ TEST(CheckpointErrors, BrokenShardIndex) {
   idx["weight_map"]["model.norm.weight"] = "model-00001-of-00002.safetensors";
   write_text(d2 + "/model.safetensors.index.json", idx.dump());
   MCPM_EXPECT_ERROR(load(d2), "model.norm.weight", "index says model-00001-of-00002.safetensors");
+  // Found by fuzz_checkpoint_index: a shard name longer than NAME_MAX threw std::filesystem_error.
+  const std::string long_name = std::string(300, 't') + ".safetensors";
+  idx["weight_map"]["model.norm.weight"] = long_name;
+  write_text(d2 + "/model.safetensors.index.json", idx.dump());
+  MCPM_EXPECT_ERROR(load(d2), long_name.c_str(), "listed in model.safetensors.index.json is missing");
   write_text(d2 + "/model.safetensors.index.json", "{\"weight_map\": 3}");
   MCPM_EXPECT_ERROR(load(d2), "model.safetensors.index.json", "weight_map");
 }
