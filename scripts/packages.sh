@@ -12,3 +12,5 @@ TEST_OPTIONAL_PKGS=(chromium clang)
 # REFERENCE: PyTorch, numpy and matplotlib for tools/reference (regenerating golden files) and
 # tools/plot_loss.py (`scripts/setup.sh --reference`); neither the build nor the tests need them.
 REFERENCE_PKGS=(python3 python3-numpy python3-torch python3-matplotlib)
+# FUZZ: clang 14 and its libFuzzer / sanitizer runtimes for the fuzz targets (scripts/fuzz.sh).
+FUZZ_PKGS=(clang-14 libclang-rt-14-dev python3)

@@ -7,7 +7,7 @@ namespace mcpm {
 json parse_json_text(const std::string& text, const std::string& what) {
   try {
     return json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number like 1e999
     fail("{}: malformed JSON ({})", what, e.what());
   }
 }

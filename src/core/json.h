@@ -1,5 +1,8 @@
 // JSON files with errors that name the file and the field (nlohmann::json underneath).
 #pragma once
+#include <cmath>
+#include <cstdint>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -28,7 +31,20 @@ template <class T> constexpr const char* json_kind() {
 }
 template <class T> bool json_is(const json& v) {
   if constexpr (std::is_same_v<T, bool>) return v.is_boolean();
-  else if constexpr (std::is_integral_v<T>) return v.is_number_integer() || (v.is_number_float() && v.get<double>() == double(int64_t(v.get<double>())));
+  else if constexpr (std::is_integral_v<T>) {
+    // In T's range (found by fuzz_model_spec: 1.6e43 was converted to int64 first, undefined), and
+    // a float only when it is a whole number.
+    using L = std::numeric_limits<T>;
+    if (v.is_number_unsigned()) return v.get<uint64_t>() <= uint64_t(L::max());
+    if (v.is_number_integer()) {
+      const int64_t i = v.get<int64_t>();
+      if constexpr (L::is_signed) return i >= int64_t(L::min()) && i <= int64_t(L::max());
+      else return i >= 0 && uint64_t(i) <= uint64_t(L::max());
+    }
+    if (!v.is_number_float()) return false;
+    const double d = v.get<double>();
+    return d >= double(L::min()) && d < std::ldexp(1.0, L::digits) && d == std::trunc(d);
+  }
   else if constexpr (std::is_floating_point_v<T>) return v.is_number();
   else if constexpr (std::is_same_v<T, std::string>) return v.is_string();
   else if constexpr (std::is_same_v<T, std::vector<float>> || std::is_same_v<T, std::vector<double>>) {

@@ -67,9 +67,12 @@ std::vector<ChatMessage> record_to_messages(const json& r, SftFormat format, con
       m.push_back({"assistant", str_field(r, "answer", where)});
       break;
     case SftFormat::ShareGpt: {
-      MCPM_CHECK(r["conversations"].is_array(), "{}: 'conversations' must be a list", where);
-      for (size_t i = 0; i < r["conversations"].size(); ++i) {
-        const json& t = r["conversations"][i];
+      // find(), not operator[]: on a const json a missing key is undefined behaviour (found by
+      // fuzz_records: --format sharegpt on a record without 'conversations' read freed memory).
+      const auto conv = r.find("conversations");
+      MCPM_CHECK(conv != r.end() && conv->is_array(), "{}: 'conversations' must be a list", where);
+      for (size_t i = 0; i < conv->size(); ++i) {
+        const json& t = (*conv)[i];
         const std::string w = fmt::format("{}.conversations[{}]", where, i);
         MCPM_CHECK(t.is_object(), "{}: expected an object with 'from' and 'value'", w);
         const std::string role = sharegpt_role(str_field(t, "from", w), w);

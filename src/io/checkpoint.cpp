@@ -9,11 +9,17 @@ namespace fs = std::filesystem;
 
 namespace mcpm {
 
-bool CheckpointFolder::has_file(const std::string& file) const { return fs::is_regular_file(path(file)); }
+// The error_code overload: a name from the index that the OS rejects (longer than NAME_MAX, found by
+// fuzz_checkpoint_index) is a missing file, not an uncaught std::filesystem::filesystem_error.
+bool CheckpointFolder::has_file(const std::string& file) const {
+  std::error_code ec;
+  return fs::is_regular_file(path(file), ec);
+}
 
 CheckpointFolder::CheckpointFolder(const std::string& dir) : dir_(dir) {
   while (dir_.size() > 1 && dir_.back() == '/') dir_.pop_back();
-  MCPM_CHECK(fs::is_directory(dir_), "{}: not a directory (expected a Hugging Face checkpoint folder)", dir_);
+  std::error_code ec;
+  MCPM_CHECK(fs::is_directory(dir_, ec), "{}: not a directory (expected a Hugging Face checkpoint folder)", dir_);
   MCPM_CHECK(has_file("config.json"), "{}: config.json is missing", dir_);
   config_ = parse_json_file(path("config.json"));
   MCPM_CHECK(config_.is_object(), "{}: expected a JSON object", path("config.json"));

@@ -32,7 +32,9 @@ DecoderPipeline DecoderPipeline::from_json(const json& j, const std::string& whe
   }
   // Accepted order: Replace*, ByteFallback?, Fuse?, Strip? (Strip only after Fuse).
   int stage = 0;  // 0: replacements, 1: after ByteFallback, 2: after Fuse, 3: after Strip
-  for (const auto& [s, w] : steps) {
+  for (const auto& step : steps) {
+    const json* s = step.first;  // not a structured binding: lambdas below capture it (clang 14)
+    const std::string& w = step.second;
     MCPM_CHECK(s->is_object() && s->contains("type") && (*s)["type"].is_string(),
                "{}: expected an object with a string 'type'", w);
     const std::string type = (*s)["type"];

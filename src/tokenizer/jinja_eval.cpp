@@ -170,6 +170,7 @@ class Interpreter {
       }
       case Expr::Kind::Neg: {
         const Value v = eval(*e.a);
+        if (v.type == Value::Type::Int && v.i == INT64_MIN) error(e.pos, "integer overflow in -(-2**63) (beyond 64 bits)");
         if (v.type == Value::Type::Int || v.type == Value::Type::Bool) return Value::integer(-(v.type == Value::Type::Bool ? int64_t(v.b) : v.i));
         if (v.type == Value::Type::Float) return Value::number(-v.f);
         error(e.pos, fmt::format("cannot negate a {}", type_name(v)));
@@ -545,7 +546,11 @@ class Interpreter {
     }
     if (f == "int") {
       if (v.type == Value::Type::Int) return v;
-      if (v.type == Value::Type::Float) return Value::integer(int64_t(v.f));
+      if (v.type == Value::Type::Float) {  // like Jinja: a value int() rejects (inf, nan) gives 0
+        if (!std::isfinite(v.f)) return Value::integer(0);
+        if (!(std::fabs(v.f) < 9.2e18)) error(e.pos, fmt::format("int: {} does not fit in 64 bits", v.f));
+        return Value::integer(int64_t(v.f));
+      }
       if (v.type == Value::Type::Bool) return Value::integer(v.b);
       if (v.is_string()) {
         try {
@@ -569,6 +574,7 @@ class Interpreter {
       return Value::number(0.0);
     }
     if (f == "abs") {
+      if (v.type == Value::Type::Int && v.i == INT64_MIN) error(e.pos, "abs: integer overflow (beyond 64 bits)");
       if (v.type == Value::Type::Int) return Value::integer(v.i < 0 ? -v.i : v.i);
       if (v.type == Value::Type::Float) return Value::number(std::fabs(v.f));
       error(e.pos, "filter 'abs' needs a number");
@@ -731,24 +737,47 @@ class Interpreter {
     const bool ints = a.type != Value::Type::Float && b.type != Value::Type::Float;
     const int64_t x = a.type == Value::Type::Bool ? a.b : a.i, y = b.type == Value::Type::Bool ? b.b : b.i;
     const double fx = a.as_double(), fy = b.as_double();
-    if (op == "+") return ints ? Value::integer(x + y) : Value::number(fx + fy);
-    if (op == "-") return ints ? Value::integer(x - y) : Value::number(fx - fy);
-    if (op == "*") return ints ? Value::integer(x * y) : Value::number(fx * fy);
+    // Integer results beyond int64 are errors (Python would switch to big integers); found by
+    // fuzz_jinja (UBSan: signed overflow in '*').
+    const auto checked = [&](bool overflow, int64_t r) {
+      if (overflow) error(e.pos, fmt::format("integer overflow in {} {} {} (beyond 64 bits)", x, op, y));
+      return Value::integer(r);
+    };
+    int64_t r = 0;
+    if (op == "+" && ints) {
+      const bool o = __builtin_add_overflow(x, y, &r);
+      return checked(o, r);
+    }
+    if (op == "-" && ints) {
+      const bool o = __builtin_sub_overflow(x, y, &r);
+      return checked(o, r);
+    }
+    if (op == "*" && ints) {
+      const bool o = __builtin_mul_overflow(x, y, &r);
+      return checked(o, r);
+    }
+    if (op == "+") return Value::number(fx + fy);
+    if (op == "-") return Value::number(fx - fy);
+    if (op == "*") return Value::number(fx * fy);
     if (op == "/") {
       if (fy == 0) error(e.pos, "division by zero");
       return Value::number(fx / fy);
     }
     if (op == "//" || op == "%") {
       if (fy == 0) error(e.pos, "division by zero");
-      if (ints) return Value::integer(op == "//" ? py_floordiv(x, y) : py_mod(x, y));
+      if (ints && op == "//") return checked(x == INT64_MIN && y == -1, x == INT64_MIN && y == -1 ? 0 : py_floordiv(x, y));
+      if (ints) return Value::integer(py_mod(x, y));
       const double q = std::floor(fx / fy);
       return Value::number(op == "//" ? q : fx - q * fy);
     }
     if (op == "**") {
       if (ints && y >= 0) {
-        int64_t r = 1;
-        for (int64_t k = 0; k < y && k < 64; ++k) r *= x;
-        return Value::integer(r);
+        if (x == 0 || x == 1) return Value::integer(y == 0 ? 1 : x);
+        if (x == -1) return Value::integer(y % 2 ? -1 : 1);
+        int64_t p = 1;  // |x| >= 2: overflows within 64 steps
+        for (int64_t k = 0; k < y; ++k)
+          if (__builtin_mul_overflow(p, x, &p)) checked(true, 0);
+        return Value::integer(p);
       }
       return Value::number(std::pow(fx, fy));
     }

@@ -1,6 +1,9 @@
 // Chat-template parsing: splitting the source into text / {{ }} / {% %} with Jinja's whitespace rules
 // (trim_blocks, lstrip_blocks, "-" and "+" markers), expression lexing, recursive-descent parsing.
 #include <cctype>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
 #include <set>
 
 #include "core/error.h"
@@ -192,8 +195,18 @@ std::vector<Tok> lex_expr(const std::string& s, size_t base, const Fail& err) {
       std::string num;
       for (size_t p = k; p < e; ++p)
         if (s[p] != '_') num += s[p];
-      toks.push_back(is_float ? Tok{Tok::Float, num, Value::number(std::stod(num)), pos}
-                              : Tok{Tok::Int, num, Value::integer(std::stoll(num)), pos});
+      // Found by fuzz_jinja: std::stoll threw std::out_of_range on a 54-digit literal.
+      if (is_float) {
+        const double d = std::strtod(num.c_str(), nullptr);
+        if (!std::isfinite(d)) err(pos, "number literal " + num.substr(0, 40) + " is out of range");
+        toks.push_back(Tok{Tok::Float, num, Value::number(d), pos});
+      } else {
+        int64_t v = 0;
+        const auto r = std::from_chars(num.data(), num.data() + num.size(), v);
+        if (r.ec != std::errc() || r.ptr != num.data() + num.size())
+          err(pos, "integer literal " + num.substr(0, 40) + " does not fit in 64 bits");
+        toks.push_back(Tok{Tok::Int, num, Value::integer(v), pos});
+      }
       k = e;
     } else if (c == '\'' || c == '"') {
       std::string out;

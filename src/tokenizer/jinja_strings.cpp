@@ -124,6 +124,7 @@ int64_t py_floordiv(int64_t a, int64_t b) {
 }
 
 int64_t py_mod(int64_t a, int64_t b) {
+  if (b == -1) return 0;  // INT64_MIN % -1 is undefined in C++
   int64_t r = a % b;
   if (r != 0 && ((r < 0) != (b < 0))) r += b;
   return r;

@@ -184,6 +184,25 @@ TEST(TokenizerChatTemplate, RuntimeErrors) {
   EXPECT_NE(error_of([] { render("{% for a, b in [1] %}{% endfor %}"); }).find("unpack"), std::string::npos);
 }
 
+// Found by fuzz_jinja: a long integer literal escaped as std::out_of_range from std::stoll; a huge
+// float through |int was an undefined float-to-int conversion.
+TEST(TokenizerChatTemplate, NumbersOutOfRange) {
+  EXPECT_NE(error_of([] { jinja::Template t("{{ 444444444444444444444444444444 }}", "big.jinja"); })
+                .find("big.jinja: integer literal 444444444444444444444444444444 does not fit in 64 bits"),
+            std::string::npos);
+  EXPECT_EQ(render("{{ 9223372036854775807 }}"), "9223372036854775807");
+  EXPECT_NE(error_of([] { render("{{ (99999999999999999999999.0)|int }}"); }).find("does not fit in 64 bits"),
+            std::string::npos);
+  EXPECT_EQ(render("{{ 2.75|int }} {{ -2.75|int }}"), "2 -2");
+  // Found by fuzz_jinja (UBSan): signed overflow in integer arithmetic.
+  for (const char* src : {"{{ 994014980014994001 * 999 }}", "{{ 9223372036854775807 + 1 }}", "{{ -9223372036854775807 - 2 }}",
+                          "{{ 3 ** 100 }}", "{{ (-9223372036854775807 - 1) // -1 }}", "{{ -(-9223372036854775807 - 1) }}",
+                          "{{ (-9223372036854775807 - 1)|abs }}"})
+    EXPECT_NE(error_of([&] { render(src); }).find("integer overflow"), std::string::npos) << src;
+  EXPECT_EQ(render("{{ 2 ** 62 }} {{ (-1) ** 101 }} {{ 1 ** 1000 }} {{ 0 ** 0 }} {{ (-9223372036854775807 - 1) % -1 }} {{ -7 // 2 }}"),
+            "4611686018427387904 -1 1 1 0 -4");
+}
+
 // Values print as Python's str() (what HF's Jinja prints), not as JavaScript would.
 TEST(TokenizerChatTemplate, PythonPrinting) {
   EXPECT_EQ(render("{{ true }} {{ false }} {{ none }} {{ 1 == 1 }}"), "True False None True");

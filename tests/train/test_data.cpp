@@ -265,6 +265,10 @@ TEST_F(DataPipeline, SftRecordFormats) {
   MCPM_EXPECT_ERROR(record_to_messages(json{{"conversations", {{{"from", "robot"}, {"value", "x"}}}}}, SftFormat::Auto,
                                        "", "rec 8"),
                     "unknown speaker 'robot'");
+  // Found by fuzz_records: an explicit sharegpt format on a record without 'conversations' read
+  // through const operator[] on a missing key (use after free under ASan).
+  MCPM_EXPECT_ERROR(record_to_messages(json{{"question", "q"}, {"answer", "a"}}, SftFormat::ShareGpt, "", "rec 9"),
+                    "rec 9", "'conversations' must be a list");
 
   // Whole files -> masked shards with a held-out tail.
   const json empty_answer = {{"instruction", "Say nothing."}, {"input", ""}, {"output", ""}};

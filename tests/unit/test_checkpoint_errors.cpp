@@ -103,6 +103,13 @@ TEST(CheckpointErrors, BadJson) {
   MCPM_EXPECT_ERROR(load(d), "config.json", "malformed JSON");
   write_text(d + "/config.json", "[1, 2]");
   MCPM_EXPECT_ERROR(load(d), "config.json", "expected a JSON object");
+  // Found by fuzz_checkpoint_index: a number beyond double made nlohmann throw out_of_range, which
+  // escaped as an uncaught exception instead of an error naming the file.
+  write_text(d + "/config.json", "{\"hidden_size\": 888888e6888}");
+  MCPM_EXPECT_ERROR(load(d), "config.json", "malformed JSON", "number overflow");
+  const std::string ds = make_tiny(test::temp_dir("sharded"), 2);
+  write_text(ds + "/model.safetensors.index.json", "888888e6888");
+  MCPM_EXPECT_ERROR(load(ds), "model.safetensors.index.json", "malformed JSON");
 }
 
 TEST(CheckpointErrors, BadConfigFields) {
@@ -177,6 +184,11 @@ TEST(CheckpointErrors, BrokenShardIndex) {
   idx["weight_map"]["model.norm.weight"] = "model-00001-of-00002.safetensors";
   write_text(d2 + "/model.safetensors.index.json", idx.dump());
   MCPM_EXPECT_ERROR(load(d2), "model.norm.weight", "index says model-00001-of-00002.safetensors");
+  // Found by fuzz_checkpoint_index: a shard name longer than NAME_MAX threw std::filesystem_error.
+  const std::string long_name = std::string(300, 't') + ".safetensors";
+  idx["weight_map"]["model.norm.weight"] = long_name;
+  write_text(d2 + "/model.safetensors.index.json", idx.dump());
+  MCPM_EXPECT_ERROR(load(d2), long_name.c_str(), "listed in model.safetensors.index.json is missing");
   write_text(d2 + "/model.safetensors.index.json", "{\"weight_map\": 3}");
   MCPM_EXPECT_ERROR(load(d2), "model.safetensors.index.json", "weight_map");
 }

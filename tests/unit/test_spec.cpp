@@ -125,6 +125,19 @@ TEST(Spec, OutOfRangeConfigValuesAreErrors) {
   expect_error("max_position_embeddings", int64_t(1) << 40, {"max_position_embeddings"});
   expect_error("rms_norm_eps", 0.0, {"rms_norm_eps"});
   expect_error("rope_theta", -1.0, {"rope_theta"});
+  // Found by fuzz_model_spec: a float integer field beyond int64 was converted before it was
+  // checked (undefined); an int field beyond 32 bits wrapped.
+  expect_error("hidden_size", 1.6e43, {"field 'hidden_size' must be an integer"});
+  expect_error("hidden_size", 9.3e18, {"field 'hidden_size' must be an integer"});
+  expect_error("hidden_size", 64.5, {"field 'hidden_size' must be an integer"});
+  {
+    json sp = base;
+    sp["sparse_config"] = {{"kernel_size", int64_t(1) << 32 | 32}};
+    MCPM_EXPECT_ERROR(ModelSpec::from_json(sp, "/m/config.json"), "kernel_size", "must be an integer");
+    json ok = base;
+    ok["hidden_size"] = 64.0;  // a whole float is still accepted
+    EXPECT_EQ(ModelSpec::from_json(ok, "/m/config.json").hidden, 64);
+  }
   // LongRoPE: original_max_position_embeddings 0 or 1 divides by zero in mscale, above
   // max_position_embeddings it yields NaN.
   json c = make_spec(64, 2, 4, 2, 96, 100).to_json();
