@@ -149,8 +149,9 @@ TEST(Spec, OutOfRangeConfigValuesAreErrors) {
   EXPECT_NO_THROW(ModelSpec::from_json(c, "/m/config.json"));
   for (int64_t orig : {int64_t(0), int64_t(1), int64_t(4096)}) {
     c["rope_scaling"]["original_max_position_embeddings"] = orig;
-    MCPM_EXPECT_ERROR(ModelSpec::from_json(c, "/m/config.json"), "original_max_position_embeddings",
-                      fmt::format("= {}", orig).c_str(), "[2, max_position_embeddings = 2048]");
+    const std::string value = fmt::format("= {}", orig);  // outlives the macro's list of parts
+    MCPM_EXPECT_ERROR(ModelSpec::from_json(c, "/m/config.json"), "original_max_position_embeddings", value.c_str(),
+                      "[2, max_position_embeddings = 2048]");
   }
   c["rope_scaling"]["original_max_position_embeddings"] = 1024;
   c["rope_scaling"]["long_factor"][3] = -1.0f;
