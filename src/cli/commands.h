@@ -14,5 +14,6 @@ void register_data(CLI::App& app);   // cmd_data.cpp
 void register_quantize(CLI::App& app);  // cmd_quantize.cpp
 void register_train_draft(CLI::App& app);  // cmd_train_draft.cpp
 void register_freq_vocab(CLI::App& data);  // cmd_freq_vocab.cpp: `data freq-vocab`
+void register_ngram(CLI::App& data);       // cmd_ngram.cpp: `data ngram`
 void register_serve(CLI::App& app);  // cmd_serve.cpp
 }  // namespace mcpm::cli
