@@ -122,9 +122,24 @@ std::vector<std::string> task_prompts(const EvalOptions& o, const std::string& t
   return out;
 }
 
-namespace {
+void fill_predictions(DocRecord& rec, const std::vector<std::string>& choices) {
+  MCPM_CHECK(rec.loglik.size() == choices.size(), "eval: {} log-likelihoods for {} choices", rec.loglik.size(), choices.size());
+  rec.n_chars.clear();
+  double best = -INFINITY, best_norm = -INFINITY;
+  for (size_t c = 0; c < choices.size(); ++c) {
+    rec.n_chars.push_back(py_len(choices[c]));
+    if (rec.loglik[c] > best) best = rec.loglik[c], rec.pred = int(c);
+    const double norm = rec.loglik[c] / double(rec.n_chars.back());  // len 0 gives -inf, as numpy does
+    if (norm > best_norm || rec.pred_norm < 0) best_norm = norm, rec.pred_norm = int(c);
+  }
+  if (rec.gold >= 0 && rec.gold < int(rec.loglik.size())) {
+    rec.gold_loglik = rec.loglik[size_t(rec.gold)];
+    rec.gold_tokens = rec.n_tokens.size() == rec.loglik.size() ? rec.n_tokens[size_t(rec.gold)] : 0;
+  }
+}
 
-void finish_mc(TaskResult& r, const std::vector<DocRecord>& recs, TaskKind kind, const std::vector<const Doc*>& docs) {
+void summarize_multiple_choice(TaskResult& r, TaskKind kind, const std::vector<DocRecord>& recs,
+                               const std::vector<std::string>& subjects) {
   std::vector<double> acc, acc_norm, nll;
   double nll_sum = 0;
   std::map<std::string, std::vector<double>> by_subject;
@@ -137,7 +152,7 @@ void finish_mc(TaskResult& r, const std::vector<DocRecord>& recs, TaskKind kind,
     nll_sum += -d.gold_loglik;
     r.gold_tokens += d.gold_tokens;
     chance += 1.0 / double(d.loglik.size());
-    if (!docs[i]->subject.empty()) by_subject[docs[i]->subject].push_back(acc.back());
+    if (i < subjects.size() && !subjects[i].empty()) by_subject[subjects[i]].push_back(acc.back());
   }
   r.metrics.push_back(mean_metric("acc", acc));
   if (task_info(kind).has_acc_norm) r.metrics.push_back(mean_metric("acc_norm", acc_norm));
@@ -152,7 +167,6 @@ void finish_mc(TaskResult& r, const std::vector<DocRecord>& recs, TaskKind kind,
   }
 }
 
-}  // namespace
 
 std::vector<TaskResult> run_eval(Model& model, const Tokenizer& tok, const EvalOptions& o) {
   MCPM_CHECK(!o.tasks.empty(), "eval: no task given (known: arc_easy, arc_challenge, piqa, hellaswag, mmlu, mmlu_continuation, gsm8k)");
@@ -199,18 +213,12 @@ std::vector<TaskResult> run_eval(Model& model, const Tokenizer& tok, const EvalO
         }
         const std::vector<ChoiceScore> s = scorer.score(ctx_ids, conts);
         rec.gold = doc.gold;
-        double best = -INFINITY, best_norm = -INFINITY;
-        for (size_t c = 0; c < s.size(); ++c) {
-          rec.loglik.push_back(s[c].loglik);
-          rec.is_greedy.push_back(s[c].is_greedy);
-          rec.n_tokens.push_back(s[c].n_tokens);
-          rec.n_chars.push_back(py_len(choices[c]));
-          if (s[c].loglik > best) best = s[c].loglik, rec.pred = int(c);
-          const double norm = s[c].loglik / double(std::max<int64_t>(1, rec.n_chars.back()));
-          if (norm > best_norm) best_norm = norm, rec.pred_norm = int(c);
+        for (const ChoiceScore& c : s) {
+          rec.loglik.push_back(c.loglik);
+          rec.is_greedy.push_back(c.is_greedy);
+          rec.n_tokens.push_back(c.n_tokens);
         }
-        rec.gold_loglik = s[size_t(doc.gold)].loglik;
-        rec.gold_tokens = s[size_t(doc.gold)].n_tokens;
+        fill_predictions(rec, choices);
       } else {
         // Gold-answer loss: log p(" " + answer | prompt), the ScalingBench-style conditional loss.
         TokenPair p = encode_pair(tok, ctx, " " + doc.answer, add_bos);
@@ -255,7 +263,9 @@ std::vector<TaskResult> run_eval(Model& model, const Tokenizer& tok, const EvalO
     bar.finish();
     r.n_docs = int64_t(recs.size());
     if (!t.info->generative) {
-      finish_mc(r, recs, t.kind, docs);
+      std::vector<std::string> subjects;
+      for (const Doc* d : docs) subjects.push_back(d->subject);
+      summarize_multiple_choice(r, t.kind, recs, subjects);
     } else {
       std::vector<double> nll;
       double nll_sum = 0;

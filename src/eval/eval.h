@@ -105,6 +105,15 @@ using TaskProgress = std::function<void(const std::string& task, int64_t done, i
 // are reported in TaskResult::issues and the rest is scored.
 std::vector<TaskResult> run_eval(Model& model, const Tokenizer& tokenizer, const EvalOptions& options);
 
+// Fills pred, pred_norm, n_chars and gold_loglik/gold_tokens of a multiple-choice record from its
+// loglik (and n_tokens), as lm-eval's process_results: argmax (first maximum on ties) of loglik, and
+// of loglik / len(choice) with len in code points (not bytes, not tokens) for acc_norm.
+void fill_predictions(DocRecord& rec, const std::vector<std::string>& choices);
+// acc (+ acc_norm where the task reports it), the gold-continuation loss, chance and (with
+// subjects[i] per record) per-subject accuracy of multiple-choice records.
+void summarize_multiple_choice(TaskResult& r, TaskKind kind, const std::vector<DocRecord>& recs,
+                               const std::vector<std::string>& subjects);
+
 // acc-type mean and lm-eval's stderr (sample standard deviation / sqrt(n)).
 MetricValue mean_metric(const std::string& name, const std::vector<double>& values);
 
