@@ -20,6 +20,7 @@ struct EvalArgs {
   int64_t limit = 0, max_gen = 256;
   bool bos = false, no_bos = false, no_generate = false, no_docs = false;
   uint64_t seed = 1234;
+  int batch_docs = 4;
 };
 
 std::vector<std::string> split_list(const std::string& s) {
@@ -71,6 +72,7 @@ void run_eval_cmd(EvalArgs& a) {
   o.generate = !a.no_generate;
   o.keep_docs = !a.json_path.empty();
   o.progress = !a.common.quiet;
+  o.batch_docs = a.batch_docs;
   Loaded l = load(a.common, NeedTokenizer::Yes, 0, 64, eval::eval_slots_needed(o));
   const std::vector<eval::TaskResult> r = eval::run_eval(*l.model, *l.tokenizer, o);
   int64_t total_issues = 0;
@@ -124,6 +126,10 @@ void register_eval(CLI::App& app) {
   cmd->add_flag("--no-bos", a->no_bos, "never prepend BOS");
   cmd->add_option("--seed", a->seed, "few-shot sampler seed (lm-eval's fewshot_random_seed)")->capture_default_str();
   cmd->add_option("--max-gen-tokens", a->max_gen, "gsm8k: most generated tokens (lm-eval's max_gen_toks)")->capture_default_str();
+  cmd->add_option("--batch-docs", a->batch_docs,
+                  "multiple-choice documents per forward pass (KV slots = 6 per document, each of --ctx rows)")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
   cmd->add_flag("--no-generate", a->no_generate, "gsm8k: score only the reference answer's loss, no generation");
   cmd->callback([a] { run_eval_cmd(*a); });
 }

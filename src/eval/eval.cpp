@@ -59,7 +59,7 @@ std::string default_data_dir() {
   return "";
 }
 
-int64_t eval_slots_needed(const EvalOptions&) { return 6; }  // ARC has up to 5 choices; more falls back to scoring alone
+int64_t eval_slots_needed(const EvalOptions& o) { return int64_t(std::max(1, o.batch_docs)) * 6; }  // ARC: up to 5 choices
 
 namespace {
 
@@ -96,8 +96,11 @@ PreparedTask prepare(const EvalOptions& o, const std::string& name) {
       fpath = f->second;
     } else if (mmlu && fs::is_directory(t.path)) {
       fpath = t.path;
-    } else if (!explicit_data && *t.info->default_fewshot) {
-      fpath = resolve(o, t.info->default_fewshot);
+    } else if (*t.info->default_fewshot && !mmlu) {
+      // The local few-shot split (gsm8k_train.jsonl), also when --data names the test file.
+      const std::string dir = o.data_dir.empty() ? default_data_dir() : o.data_dir;
+      const fs::path cand = fs::path(dir) / t.info->default_fewshot;
+      if (!dir.empty() && (!explicit_data || fs::exists(cand))) fpath = cand.string();
     }
     MCPM_CHECK(!fpath.empty(), "eval: {} with {} shots needs a few-shot split: give --fewshot-data {}=FILE", name, t.shots, name);
     if (mmlu && fs::is_directory(fpath)) split = "dev";
@@ -196,30 +199,48 @@ std::vector<TaskResult> run_eval(Model& model, const Tokenizer& tok, const EvalO
     std::unique_ptr<Generator> gen;
     if (t.info->generative && o.generate) gen = std::make_unique<Generator>(model, &tok);
     std::vector<double> strict_ok, flex_ok;
-    for (size_t i = 0; i < docs.size(); ++i) {
+    // Multiple choice: documents go to the scorer in chunks (it batches n_seq / (1 + choices) of
+    // them per forward pass); prompts and few-shot draws are made in document order.
+    constexpr size_t kChunk = 32;
+    for (size_t c0 = 0; c0 < docs.size() && !t.info->generative; c0 += kChunk) {
+      const size_t c1 = std::min(docs.size(), c0 + kChunk);
+      std::vector<Request> reqs;
+      std::vector<std::vector<std::string>> choice_sets;
+      for (size_t i = c0; i < c1; ++i) {
+        const Doc& doc = *docs[i];
+        const std::string ctx = build_context(t.kind, doc, sampler.shots(doc, t.shots));
+        Request q;
+        choice_sets.push_back(choice_strings(t.kind, doc));
+        for (const std::string& c : choice_sets.back()) {
+          TokenPair p = encode_pair(tok, ctx, choice_continuation(c), add_bos);
+          if (q.context.empty()) q.context = p.context;
+          q.continuations.push_back(std::move(p.continuation));
+        }
+        reqs.push_back(std::move(q));
+      }
+      const std::vector<std::vector<ChoiceScore>> scores = scorer.score_many(reqs);
+      for (size_t i = c0; i < c1; ++i) {
+        DocRecord rec;
+        rec.index = int64_t(i);
+        rec.where = docs[i]->where;
+        rec.gold = docs[i]->gold;
+        for (const ChoiceScore& c : scores[i - c0]) {
+          rec.loglik.push_back(c.loglik);
+          rec.is_greedy.push_back(c.is_greedy);
+          rec.n_tokens.push_back(c.n_tokens);
+        }
+        fill_predictions(rec, choice_sets[i - c0]);
+        recs.push_back(std::move(rec));
+      }
+      bar.update(uint64_t(c1));
+    }
+    for (size_t i = 0; i < docs.size() && t.info->generative; ++i) {
       const Doc& doc = *docs[i];
       const std::string ctx = build_context(t.kind, doc, sampler.shots(doc, t.shots));
       DocRecord rec;
       rec.index = int64_t(i);
       rec.where = doc.where;
-      if (!t.info->generative) {
-        const std::vector<std::string> choices = choice_strings(t.kind, doc);
-        std::vector<std::vector<int32_t>> conts;
-        std::vector<int32_t> ctx_ids;
-        for (const std::string& c : choices) {
-          TokenPair p = encode_pair(tok, ctx, choice_continuation(c), add_bos);
-          if (ctx_ids.empty()) ctx_ids = p.context;
-          conts.push_back(std::move(p.continuation));
-        }
-        const std::vector<ChoiceScore> s = scorer.score(ctx_ids, conts);
-        rec.gold = doc.gold;
-        for (const ChoiceScore& c : s) {
-          rec.loglik.push_back(c.loglik);
-          rec.is_greedy.push_back(c.is_greedy);
-          rec.n_tokens.push_back(c.n_tokens);
-        }
-        fill_predictions(rec, choices);
-      } else {
+      {
         // Gold-answer loss: log p(" " + answer | prompt), the ScalingBench-style conditional loss.
         TokenPair p = encode_pair(tok, ctx, " " + doc.answer, add_bos);
         const std::vector<ChoiceScore> s = scorer.score(p.context, {p.continuation});

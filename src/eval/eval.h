@@ -39,6 +39,9 @@ struct EvalOptions {
   bool generate = true;                         // gsm8k: false = only the gold-answer loss (no decoding)
   bool keep_docs = true;                        // fill TaskResult::docs
   bool progress = true;                         // progress bar on stderr
+  // Multiple-choice documents scored together in one forward pass (KV slots: batch_docs * 6, each of
+  // n_ctx rows; 1 = one document at a time, the least memory).
+  int batch_docs = 4;
 };
 
 struct MetricValue {
@@ -94,8 +97,8 @@ struct TaskResult {
 // Where the local data lives: $MCPM_DATA, else ../shared/data next to the sources, the binary or the
 // working directory; "" when none exists.
 std::string default_data_dir();
-// KV slots (LoadOptions::n_seq) run_eval wants: 1 + the most choices of the tasks (documents with more
-// choices than slots are still scored, each choice alone).
+// KV slots (LoadOptions::n_seq) run_eval wants: batch_docs * (1 + 5 choices). Fewer slots work
+// (fewer documents per pass; a document with more choices than slots has each choice scored alone).
 int64_t eval_slots_needed(const EvalOptions& options);
 // The prompt of every document of a task as run_eval would build it (tests, --dry-run).
 std::vector<std::string> task_prompts(const EvalOptions& options, const std::string& task, int64_t max_docs);

@@ -30,7 +30,7 @@ ChoiceScorer::ChoiceScorer(Model& model) : m_(model) {}
 
 void ChoiceScorer::invalidate() {
   cached_.clear();
-  m_.truncate(0, 0);
+  for (int s = 0; s < int(m_.n_seq()); ++s) m_.truncate(s, 0);
 }
 
 int64_t ChoiceScorer::max_len() const { return m_.n_ctx(); }
@@ -47,17 +47,6 @@ std::pair<double, bool> ChoiceScorer::token_score(const float* row, int32_t targ
   return {double(row[target]) - mx - std::log(z), best == target};
 }
 
-void ChoiceScorer::forward_chunked(int seq, const int32_t* tokens, int64_t n) {
-  const int64_t B = m_.options().max_batch;
-  for (int64_t c = 0; c < n; c += B) {
-    Batch b;
-    const int64_t k = std::min(B, n - c);
-    for (int64_t i = 0; i < k; ++i) b.add(tokens[c + i], seq);
-    m_.forward(b);
-    forwarded_ += k;
-  }
-}
-
 ChoiceScore ChoiceScorer::score_alone(const std::vector<int32_t>& context, const std::vector<int32_t>& continuation) {
   MCPM_CHECK(!context.empty() && !continuation.empty(), "eval: empty context or continuation");
   const int64_t L = max_len(), V = m_.n_logits();
@@ -69,7 +58,8 @@ ChoiceScore ChoiceScorer::score_alone(const std::vector<int32_t>& context, const
   const int64_t n_in = n_all - 1 - start;
   const int64_t n_cont = int64_t(continuation.size());
   MCPM_CHECK(n_cont <= n_in, "eval: a continuation of {} tokens does not fit the context window of {}", n_cont, L);
-  cached_.clear();
+  if (cached_.empty()) cached_.resize(size_t(m_.n_seq()));
+  cached_[0].clear();
   m_.truncate(0, 0);
   const int64_t B = m_.options().max_batch;
   ChoiceScore s;
@@ -99,71 +89,31 @@ ChoiceScore ChoiceScorer::score_alone(const std::vector<int32_t>& context, const
       }
     }
   }
-  cached_.assign(all.begin() + start, all.begin() + start + n_in);
+  cached_[0].assign(all.begin() + start, all.begin() + start + n_in);
   return s;
 }
 
 std::vector<ChoiceScore> ChoiceScorer::score(const std::vector<int32_t>& context,
                                               const std::vector<std::vector<int32_t>>& conts) {
-  MCPM_CHECK(!context.empty(), "eval: empty context");
-  const int64_t L = max_len(), V = m_.n_logits(), C = int64_t(conts.size());
-  MCPM_CHECK(C >= 1, "eval: a document with no choices");
-  std::vector<ChoiceScore> out(static_cast<size_t>(C));
-  // Choices whose input needs left truncation are scored alone (their context differs per choice).
-  bool any_truncated = false;
-  for (const auto& c : conts) {
-    MCPM_CHECK(!c.empty(), "eval: a choice encodes to no continuation tokens");
-    if (int64_t(context.size() + c.size()) - 1 > L) any_truncated = true;
-  }
-  MCPM_CHECK(C + 1 <= m_.n_seq() || !any_truncated, "eval: internal: too few KV slots");
-  if (any_truncated || C + 1 > m_.n_seq()) {
-    for (int64_t i = 0; i < C; ++i) out[size_t(i)] = score_alone(context, conts[size_t(i)]);
-    return out;
-  }
-  // 1. The context in slot 0, reusing the shared prefix; the last context row is always recomputed.
-  const int64_t n_ctx_tok = int64_t(context.size());
-  int64_t lcp = 0;
-  const int64_t lim = std::min<int64_t>(int64_t(cached_.size()), n_ctx_tok - 1);
-  while (lcp < lim && cached_[size_t(lcp)] == context[size_t(lcp)]) ++lcp;
-  if (m_.seq_len(0) != int64_t(cached_.size())) lcp = 0;  // someone else used slot 0
-  m_.truncate(0, lcp);
-  cached_.resize(size_t(lcp));
-  forward_chunked(0, context.data() + lcp, n_ctx_tok - lcp);
-  cached_ = context;
-  const int64_t last_row = (n_ctx_tok - lcp - 1) % m_.options().max_batch;  // in the last chunk
-  rows_.resize(size_t(std::max<int64_t>(kRows, 1) * V));
-  std::vector<float> first_row(static_cast<size_t>(V));
-  m_.logits_rows({last_row}, first_row.data());
-  for (int64_t i = 0; i < C; ++i) {
-    const auto [lp, greedy] = token_score(first_row.data(), conts[size_t(i)][0]);
-    out[size_t(i)] = {lp, greedy, int64_t(conts[size_t(i)].size())};
-  }
-  // 2. The rest of every continuation: token j of choice i (j < n_i - 1) predicts token j + 1.
-  struct Piece {
-    int64_t choice, j0, n;  // tokens [j0, j0 + n) of choice `choice`'s input run
-  };
+  return score_many({Request{context, conts}}).at(0);
+}
+
+void ChoiceScorer::run_pieces(std::vector<Piece> pending, const PieceFn& after) {
   const int64_t B = m_.options().max_batch;
-  std::vector<Piece> pending;
-  for (int64_t i = 0; i < C; ++i) {
-    const int64_t n_in = int64_t(conts[size_t(i)].size()) - 1;
-    if (n_in <= 0) continue;
-    m_.copy_seq(0, int(1 + i), n_ctx_tok);
-    for (int64_t j0 = 0; j0 < n_in; j0 += B) pending.push_back({i, j0, std::min(B, n_in - j0)});
-  }
   size_t p = 0;
   while (p < pending.size()) {
     Batch b;
     std::vector<Piece> in_batch;
-    while (p < pending.size()) {
+    while (p < pending.size() && b.size() < B) {
       Piece pc = pending[p];
       const int64_t room = B - b.size();
-      if (room <= 0) break;
-      if (pc.n > room) {  // split the piece: the rest goes into the next batch (same slot, appended)
-        pending.insert(pending.begin() + int64_t(p) + 1, Piece{pc.choice, pc.j0 + room, pc.n - room});
+      if (pc.n > room) {  // split: the rest goes into the next batch (same slot, appended to its cache)
+        pending.insert(pending.begin() + int64_t(p) + 1,
+                       Piece{pc.slot, pc.tokens + room, pc.n - room, pc.owner, pc.choice, pc.offset + room});
         pc.n = room;
         pending[p] = pc;
       }
-      for (int64_t j = 0; j < pc.n; ++j) b.add(conts[size_t(pc.choice)][size_t(pc.j0 + j)], int32_t(1 + pc.choice));
+      for (int64_t j = 0; j < pc.n; ++j) b.add(pc.tokens[j], pc.slot);
       in_batch.push_back(pc);
       ++p;
     }
@@ -171,21 +121,100 @@ std::vector<ChoiceScore> ChoiceScorer::score(const std::vector<int32_t>& context
     forwarded_ += b.size();
     int64_t row = 0;
     for (const Piece& pc : in_batch) {
+      after(pc, row);
+      row += pc.n;
+    }
+  }
+}
+
+std::vector<std::vector<ChoiceScore>> ChoiceScorer::score_many(const std::vector<Request>& reqs) {
+  const int64_t L = max_len(), V = m_.n_logits(), S_total = m_.n_seq();
+  std::vector<std::vector<ChoiceScore>> out(reqs.size());
+  if (int64_t(cached_.size()) < S_total) cached_.resize(size_t(S_total));
+  // Requests that are scored alone: left truncation (the context differs per choice) or more
+  // choices than slots. The rest share batches, `per` slots each (context + one per choice).
+  std::vector<size_t> batched;
+  int64_t per = 1;
+  for (size_t r = 0; r < reqs.size(); ++r) {
+    const Request& q = reqs[r];
+    MCPM_CHECK(!q.context.empty(), "eval: empty context");
+    MCPM_CHECK(!q.continuations.empty(), "eval: a document with no choices");
+    bool alone = int64_t(q.continuations.size()) + 1 > S_total;
+    for (const auto& c : q.continuations) {
+      MCPM_CHECK(!c.empty(), "eval: a choice encodes to no continuation tokens");
+      if (int64_t(q.context.size() + c.size()) - 1 > L) alone = true;
+    }
+    if (alone) {
+      for (const auto& c : q.continuations) out[r].push_back(score_alone(q.context, c));
+    } else {
+      batched.push_back(r);
+      per = std::max<int64_t>(per, 1 + int64_t(q.continuations.size()));
+    }
+  }
+  const size_t group = size_t(std::max<int64_t>(1, S_total / per));
+  rows_.resize(size_t(kRows * V));
+  std::vector<float> row_buf(static_cast<size_t>(V));
+  for (size_t g0 = 0; g0 < batched.size(); g0 += group) {
+    const size_t g1 = std::min(batched.size(), g0 + group);
+    // 1. Every context into its base slot, reusing the prefix that slot already holds; the last
+    //    context row is always recomputed (it predicts every choice's first token).
+    std::vector<Piece> pieces;
+    for (size_t k = g0; k < g1; ++k) {
+      const Request& q = reqs[batched[k]];
+      const int slot = int(int64_t(k - g0) * per);
+      std::vector<int32_t>& cache = cached_[size_t(slot)];
+      if (m_.seq_len(slot) != int64_t(cache.size())) cache.clear();  // someone else used the slot
+      const int64_t n = int64_t(q.context.size());
+      int64_t lcp = 0;
+      const int64_t lim = std::min<int64_t>(int64_t(cache.size()), n - 1);
+      while (lcp < lim && cache[size_t(lcp)] == q.context[size_t(lcp)]) ++lcp;
+      m_.truncate(slot, lcp);
+      cache = q.context;
+      pieces.push_back({slot, q.context.data() + lcp, n - lcp, int64_t(k), -1, lcp});
+      out[batched[k]].assign(q.continuations.size(), ChoiceScore{});
+    }
+    run_pieces(std::move(pieces), [&](const Piece& pc, int64_t row0) {
+      const Request& q = reqs[batched[size_t(pc.owner)]];
+      if (pc.offset + pc.n != int64_t(q.context.size())) return;  // not the piece with the last token
+      m_.logits_rows({row0 + pc.n - 1}, row_buf.data());
+      std::vector<ChoiceScore>& o = out[batched[size_t(pc.owner)]];
+      for (size_t i = 0; i < q.continuations.size(); ++i) {
+        const auto [lp, greedy] = token_score(row_buf.data(), q.continuations[i][0]);
+        o[i] = {lp, greedy, int64_t(q.continuations[i].size())};
+      }
+    });
+    // 2. Each choice with more tokens forks the context into its slot; all of them run together.
+    //    Token j of choice i (j < n_i - 1) predicts token j + 1.
+    pieces.clear();
+    for (size_t k = g0; k < g1; ++k) {
+      const Request& q = reqs[batched[k]];
+      const int base = int(int64_t(k - g0) * per);
+      for (size_t i = 0; i < q.continuations.size(); ++i) {
+        const std::vector<int32_t>& c = q.continuations[i];
+        const int slot = base + 1 + int(i);
+        if (c.size() < 2) continue;  // scored from the context's last row alone; the slot is untouched
+        m_.copy_seq(base, slot, int64_t(q.context.size()));
+        std::vector<int32_t>& cache = cached_[size_t(slot)];
+        cache = q.context;
+        cache.insert(cache.end(), c.begin(), c.end() - 1);
+        pieces.push_back({slot, c.data(), int64_t(c.size()) - 1, int64_t(k), int64_t(i), 0});
+      }
+    }
+    run_pieces(std::move(pieces), [&](const Piece& pc, int64_t row0) {
+      const std::vector<int32_t>& c = reqs[batched[size_t(pc.owner)]].continuations[size_t(pc.choice)];
+      ChoiceScore& s = out[batched[size_t(pc.owner)]][size_t(pc.choice)];
       for (int64_t j = 0; j < pc.n; j += kRows) {
         const int64_t k = std::min(kRows, pc.n - j);
         std::vector<int64_t> rows(static_cast<size_t>(k));
-        for (int64_t r = 0; r < k; ++r) rows[size_t(r)] = row + j + r;
+        for (int64_t r = 0; r < k; ++r) rows[size_t(r)] = row0 + j + r;
         m_.logits_rows(rows, rows_.data());
         for (int64_t r = 0; r < k; ++r) {
-          const int32_t target = conts[size_t(pc.choice)][size_t(pc.j0 + j + r + 1)];
-          const auto [lp, greedy] = token_score(rows_.data() + r * V, target);
-          ChoiceScore& s = out[size_t(pc.choice)];
+          const auto [lp, greedy] = token_score(rows_.data() + r * V, c[size_t(pc.offset + j + r + 1)]);
           s.loglik += lp;
           s.is_greedy = s.is_greedy && greedy;
         }
       }
-      row += pc.n;
-    }
+    });
   }
   return out;
 }

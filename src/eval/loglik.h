@@ -5,14 +5,18 @@
 // front of the continuation; whole = encode(context + continuation), ctx = encode(context),
 // cont = whole[len(ctx):] (so BPE merges across the boundary are scored as the harness scores them).
 //
-// ChoiceScorer::score: the context runs once in KV slot 0 (reusing the longest prefix it shares
-// with the previous context: MMLU's description + shots), its last row gives every choice's first
-// token; each choice i with more than one token gets slot 1 + i by Model::copy_seq and all those
-// continuations run as one Batch (split only when they exceed max_batch tokens). Inputs are what the
+// ChoiceScorer::score_many: several documents at once. Document k's context runs in KV slot
+// k * per (per = 1 + most choices), reusing the longest prefix that slot already holds (MMLU's
+// description + shots), all contexts in one Batch; the last context row gives every choice's first
+// token. Each choice i with more than one token forks the context into slot k * per + 1 + i
+// (Model::copy_seq) and all those continuations run as one more Batch. Batches are split at
+// max_batch tokens (a run continues in the next batch); documents beyond n_seq / per slots go to
+// the next group. Inputs are what the
 // harness feeds: (ctx + cont)[-(max_len + 1):][:-1] with max_len = the model's n_ctx; a choice whose
 // context needs left truncation is scored alone (score_alone) so that it matches exactly.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -33,11 +37,18 @@ struct ChoiceScore {
   int64_t n_tokens = 0;    // continuation tokens
 };
 
+struct Request {
+  std::vector<int32_t> context;                     // non-empty
+  std::vector<std::vector<int32_t>> continuations;  // each non-empty
+};
+
 class ChoiceScorer {
  public:
-  // The model needs n_seq >= 1 + the most choices of any document scored.
+  // Documents are batched n_seq / (1 + choices) at a time; with fewer slots than 1 + choices a
+  // document's choices are scored alone.
   explicit ChoiceScorer(Model& model);
-  // Scores every continuation after the shared context (each non-empty; context non-empty).
+  // Every continuation of every request, after its context.
+  std::vector<std::vector<ChoiceScore>> score_many(const std::vector<Request>& requests);
   std::vector<ChoiceScore> score(const std::vector<int32_t>& context, const std::vector<std::vector<int32_t>>& continuations);
   // One request from an empty cache in slot 0, no sharing: the reference the batched path must equal.
   ChoiceScore score_alone(const std::vector<int32_t>& context, const std::vector<int32_t>& continuation);
@@ -49,9 +60,20 @@ class ChoiceScorer {
  private:
   // log p(target | row) and whether target is the row's argmax.
   std::pair<double, bool> token_score(const float* row, int32_t target) const;
-  void forward_chunked(int seq, const int32_t* tokens, int64_t n);
+  // A run of tokens for one slot; run_pieces packs pieces into batches of at most max_batch tokens
+  // (splitting a piece across batches) and calls `after` for each part once its batch has run,
+  // with the part's first row in that batch.
+  struct Piece {
+    int slot;
+    const int32_t* tokens;
+    int64_t n;
+    int64_t owner, choice;  // request index (in the group), choice (-1: the context)
+    int64_t offset;         // position of tokens[0] within the context / continuation
+  };
+  using PieceFn = std::function<void(const Piece& part, int64_t row0)>;
+  void run_pieces(std::vector<Piece> pieces, const PieceFn& after);
   Model& m_;
-  std::vector<int32_t> cached_;  // tokens whose K/V sit in slot 0
+  std::vector<std::vector<int32_t>> cached_;  // per slot: the tokens whose K/V it holds
   std::vector<float> rows_;      // logits scratch [<= kRows, V]
   int64_t forwarded_ = 0;
 };
