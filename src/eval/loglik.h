@@ -42,6 +42,8 @@ struct Request {
   std::vector<std::vector<int32_t>> continuations;  // each non-empty
 };
 
+// One scorer per model at a time: it tracks which tokens every KV slot holds (to reuse prefixes);
+// after anything else ran on the model's slots (generation, another scorer), call invalidate().
 class ChoiceScorer {
  public:
   // Documents are batched n_seq / (1 + choices) at a time; with fewer slots than 1 + choices a
