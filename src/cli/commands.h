@@ -16,4 +16,5 @@ void register_train_draft(CLI::App& app);  // cmd_train_draft.cpp
 void register_freq_vocab(CLI::App& data);  // cmd_freq_vocab.cpp: `data freq-vocab`
 void register_serve(CLI::App& app);  // cmd_serve.cpp
 void register_eval(CLI::App& app);   // cmd_eval.cpp
+void register_verify(CLI::App& data);  // cmd_verify.cpp: `data verify`
 }  // namespace mcpm::cli
