@@ -5,6 +5,7 @@
 //   data info              header and statistics of shards
 //   data freq-vocab        FR-Spec draft vocabulary of a corpus (cmd_freq_vocab.cpp)
 //   data ngram             n-gram baseline perplexities of held-out shards (cmd_ngram.cpp)
+//   data verify            annealing probe of candidate data (cmd_verify.cpp, anneal_probe.h)
 #include <cstdio>
 
 #include "cli/commands.h"
@@ -106,6 +107,7 @@ void register_data(CLI::App& app) {
 
   register_freq_vocab(*data);
   register_ngram(*data);
+  register_verify(*data);
 
   CLI::App* enc = data->add_subcommand("encode", "encode text / JSONL documents into a token shard (streaming)");
   add_shard_job_options(enc, *a, "tokenizer folder (or a model folder with tokenizer files)", "documents");

@@ -17,4 +17,5 @@ void register_freq_vocab(CLI::App& data);  // cmd_freq_vocab.cpp: `data freq-voc
 void register_ngram(CLI::App& data);       // cmd_ngram.cpp: `data ngram`
 void register_serve(CLI::App& app);  // cmd_serve.cpp
 void register_eval(CLI::App& app);   // cmd_eval.cpp
+void register_verify(CLI::App& data);  // cmd_verify.cpp: `data verify`
 }  // namespace mcpm::cli
