@@ -4,6 +4,8 @@
 //   data sft               instruction / chat records -> token shard with an assistant-only loss mask
 //   data info              header and statistics of shards
 //   data freq-vocab        FR-Spec draft vocabulary of a corpus (cmd_freq_vocab.cpp)
+//   data clean             web-text cleaning pipeline (cmd_data_clean.cpp)
+//   data train-classifier / score   fastText quality classifier (cmd_data_classifier.cpp)
 #include <cstdio>
 
 #include "cli/commands.h"
@@ -78,7 +80,7 @@ void run_info(const DataArgs& a) {
 
 void register_data(CLI::App& app) {
   auto a = std::make_shared<DataArgs>();
-  CLI::App* data = app.add_subcommand("data", "data pipeline: train a tokenizer, encode text and SFT records into shards");
+  CLI::App* data = app.add_subcommand("data", "data pipeline: train a tokenizer, encode text and SFT records into shards, clean web text, quality classifier");
   data->require_subcommand(1);
 
   CLI::App* tt = data->add_subcommand("train-tokenizer", "train a SentencePiece BPE tokenizer (byte fallback, split digits, ChatML tokens)");
@@ -104,6 +106,8 @@ void register_data(CLI::App& app) {
   });
 
   register_freq_vocab(*data);
+  register_data_clean(*data);
+  register_data_classifier(*data);
 
   CLI::App* enc = data->add_subcommand("encode", "encode text / JSONL documents into a token shard (streaming)");
   add_shard_job_options(enc, *a, "tokenizer folder (or a model folder with tokenizer files)", "documents");

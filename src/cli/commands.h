@@ -14,5 +14,7 @@ void register_data(CLI::App& app);   // cmd_data.cpp
 void register_quantize(CLI::App& app);  // cmd_quantize.cpp
 void register_train_draft(CLI::App& app);  // cmd_train_draft.cpp
 void register_freq_vocab(CLI::App& data);  // cmd_freq_vocab.cpp: `data freq-vocab`
+void register_data_clean(CLI::App& data);  // cmd_data_clean.cpp: `data clean`
+void register_data_classifier(CLI::App& data);  // cmd_data_classifier.cpp: `data train-classifier`, `data score`
 void register_serve(CLI::App& app);  // cmd_serve.cpp
 }  // namespace mcpm::cli

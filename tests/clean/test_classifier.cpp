@@ -1,0 +1,103 @@
+// fastText quality classifier: train on synthetic classes, held-out metrics, score round trip,
+// errors on bad models; and the pipeline's fasttext stage.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "clean_test_util.h"
+#include "common/test_util.h"
+#include "data/clean/clean_pipeline.h"
+#include "data/clean/quality_classifier.h"
+
+using namespace mcpm::data::clean;
+using mcpm::test::read_file;
+using mcpm::test::write_file;
+
+namespace {
+
+// Positives: sentences about mathematics; negatives: web boilerplate. Some shared words.
+std::string synthetic(bool pos, std::mt19937_64& rng) {
+  static const char* kPos[] = {"theorem", "proof", "lemma", "integral", "equation", "prime", "matrix", "vector",
+                               "derivative", "function", "therefore", "hence", "consider", "number"};
+  static const char* kNeg[] = {"click", "login", "cart", "subscribe", "cookie", "deal", "cheap", "free", "shipping",
+                               "password", "account", "offer", "sale", "discount"};
+  static const char* kShared[] = {"the", "a", "of", "and", "is", "this", "we", "you", "to", "in"};
+  std::string s;
+  const int n = 12 + int(rng() % 10);
+  for (int i = 0; i < n; ++i) {
+    s += i ? " " : "";
+    s += (rng() % 3 == 0) ? kShared[rng() % 10] : (pos ? kPos : kNeg)[rng() % 14];
+  }
+  return s + ".";
+}
+
+}  // namespace
+
+TEST(QualityClassifier, TrainScoreRoundTrip) {
+  const std::string dir = mcpm::test::temp_dir("clf");
+  std::mt19937_64 rng(3);
+  std::string pos, neg;
+  for (int i = 0; i < 200; ++i) pos += ojson{{"text", synthetic(true, rng)}}.dump() + "\n";
+  for (int i = 0; i < 150; ++i) neg += synthetic(false, rng) + "\n";  // plain text, one document a line
+  write_file(dir + "/pos.jsonl", pos);
+  write_file(dir + "/neg.txt", neg);
+  ClassifierTrainOptions o;
+  o.pos = {dir + "/pos.jsonl"};
+  o.neg = {dir + "/neg.txt"};
+  o.out = dir + "/model.bin";
+  o.dim = 16;
+  o.epoch = 25;
+  o.min_count = 1;
+  o.word_ngrams = 2;
+  o.bucket = 100000;
+  o.valid_fraction = 0.2;
+  const auto m = train_classifier(o);
+  EXPECT_EQ(m.train_pos + m.valid_pos, 150u);  // balanced to the smaller class
+  EXPECT_EQ(m.valid_pos, 30u);
+  EXPECT_EQ(m.valid_neg, 30u);
+  EXPECT_GE(m.precision(), 0.95) << m.summary();
+  EXPECT_GE(m.recall(), 0.95) << m.summary();
+  const QualityClassifier clf(o.out);
+  EXPECT_GT(clf.score("we consider the theorem and its proof, hence the lemma."), 0.5);
+  EXPECT_LT(clf.score("click here to login to your account for free shipping"), 0.5);
+  // score: JSONL in, the same records out with the score added.
+  write_file(dir + "/in.jsonl", ojson{{"id", 1}, {"text", "the integral of this function is a prime number."}}.dump() +
+                                    "\n" + ojson{{"id", 2}, {"text", "subscribe to the sale, cheap deal and discount"}}.dump() +
+                                    "\nnot json\n");
+  EXPECT_EQ(score_file(dir + "/in.jsonl", dir + "/out.jsonl", clf, {"text"}, "line"), 2u);
+  const std::string out = read_file(dir + "/out.jsonl");
+  const auto nl = out.find('\n');
+  const auto a = ojson::parse(out.substr(0, nl)), b = ojson::parse(out.substr(nl + 1, out.find('\n', nl + 1) - nl - 1));
+  EXPECT_EQ(a["id"], 1);
+  EXPECT_GT(a["quality_score"].get<double>(), 0.5);
+  EXPECT_EQ(b["id"], 2);
+  EXPECT_LT(b["quality_score"].get<double>(), 0.5);
+  EXPECT_DOUBLE_EQ(a["quality_score"].get<double>(), clf.score(a["text"].get<std::string>()));
+
+  // The pipeline's fasttext stage: keeps the positives, records the score, counts the rest.
+  std::string mixed;
+  for (int i = 0; i < 20; ++i) mixed += ojson{{"text", synthetic(i % 2 == 0, rng)}}.dump() + "\n";
+  write_file(dir + "/mixed.jsonl", mixed);
+  CleanOptions c;
+  c.inputs = {dir + "/mixed.jsonl"};
+  c.out_dir = dir + "/clean";
+  c.shards = 2;
+  c.stages = parse_stages("fasttext");
+  c.classifier = o.out;
+  c.rank = 0;
+  c.world = 1;
+  run_clean(c);
+  const auto r = mcpm::test::read_report(c.out_dir);
+  const auto st = mcpm::test::report_stage(r, "fasttext");
+  EXPECT_EQ(st["in"], 20);
+  EXPECT_GE(st["kept"].get<int>(), 9);
+  EXPECT_LE(st["kept"].get<int>(), 11);
+  for (const auto& l : mcpm::test::output_lines(c.out_dir)) EXPECT_GE(ojson::parse(l)["quality_score"].get<double>(), 0.5);
+}
+
+TEST(QualityClassifier, BadModelFilesAreErrors) {
+  const std::string dir = mcpm::test::temp_dir("clfbad");
+  MCPM_EXPECT_ERROR(QualityClassifier(dir + "/none.bin"), "none.bin", "not found");
+  write_file(dir + "/junk.bin", "this is not a fasttext model");
+  MCPM_EXPECT_ERROR(QualityClassifier(dir + "/junk.bin"), "junk.bin", "not a fastText model");
+}
