@@ -2,6 +2,7 @@
 #include "data/clean/quality_filters.h"
 
 #include <fmt/format.h>
+#include <xxhash.h>
 
 #include <algorithm>
 #include <array>
@@ -47,46 +48,63 @@ std::vector<std::string_view> split_newline_runs(std::string_view s, size_t min_
   return out;
 }
 
-std::string join(const std::vector<std::string_view>& w, size_t i, size_t n, std::string_view sep) {
-  std::string s;
-  for (size_t k = 0; k < n; ++k) {
-    if (k) s += sep;
-    s += w[i + k];
+// The words concatenated with `sep` (one char or none) and the offset of each word in it, so the
+// n-gram starting at word i is the view [off[i], off[i + n] - sep.size()) without any copy.
+struct Joined {
+  std::string text;
+  std::vector<size_t> off;
+  size_t sep = 0;
+  Joined(const std::vector<std::string_view>& words, std::string_view separator) : sep(separator.size()) {
+    off.reserve(words.size() + 1);
+    for (const auto w : words) {
+      off.push_back(text.size());
+      text += w;
+      text += separator;
+    }
+    off.push_back(text.size());
   }
-  return s;
-}
+  std::string_view gram(size_t i, size_t n) const {
+    return std::string_view(text).substr(off[i], off[i + n] - off[i] - sep);
+  }
+};
 
-// Counter.most_common(1): the n-gram with the highest count, the first seen among ties; returns
-// its length (code points) times its count.
-size_t top_duplicate_chars(const std::vector<std::string_view>& words, size_t n) {
-  std::unordered_map<std::string, std::pair<size_t, size_t>> count;  // gram -> (count, first index)
-  for (size_t i = 0; i + n <= words.size(); ++i) {
-    auto [it, fresh] = count.try_emplace(join(words, i, n, " "), 0, i);
+struct ViewHash {
+  size_t operator()(std::string_view s) const { return size_t(XXH3_64bits(s.data(), s.size())); }
+};
+
+// Counter.most_common(1): the n-gram (" ".join) with the highest count, the first seen among ties;
+// returns its length (code points) times its count.
+size_t top_duplicate_chars(const Joined& j, size_t n_words, size_t n) {
+  std::unordered_map<std::string_view, std::pair<size_t, size_t>, ViewHash> count;  // gram -> (count, first)
+  count.reserve(n_words);
+  for (size_t i = 0; i + n <= n_words; ++i) {
+    auto [it, fresh] = count.try_emplace(j.gram(i, n), 0, i);
     ++it->second.first;
   }
-  const std::string* best = nullptr;
+  std::string_view best;
   size_t best_count = 0, best_first = 0;
   for (const auto& [g, cf] : count) {
     if (cf.first > best_count || (cf.first == best_count && cf.second < best_first)) {
-      best = &g;
+      best = g;
       best_count = cf.first;
       best_first = cf.second;
     }
   }
-  return best ? cp_len(*best) * best_count : 0;
+  return best_count ? cp_len(best) * best_count : 0;
 }
 
 // find_all_duplicate: characters of n-grams ("".join) seen before, skipping n words after each.
-size_t all_duplicate_chars(const std::vector<std::string_view>& words, size_t n) {
-  std::unordered_set<std::string> unique;
+size_t all_duplicate_chars(const Joined& j, size_t n_words, size_t n) {
+  std::unordered_set<std::string_view, ViewHash> unique;
+  unique.reserve(n_words);
   size_t repeated = 0, idx = 0;
-  while (words.size() >= n && idx < words.size() - n + 1) {
-    std::string g = join(words, idx, n, "");
+  while (n_words >= n && idx < n_words - n + 1) {
+    const std::string_view g = j.gram(idx, n);
     if (unique.count(g)) {
       repeated += cp_len(g);
       idx += n;
     } else {
-      unique.insert(std::move(g));
+      unique.insert(g);
       idx += 1;
     }
   }
@@ -117,12 +135,14 @@ Verdict gopher_repetition(std::string_view text, const GopherRepetitionConfig& c
   if (c.dup_line_frac > 0 && double(ld) / double(lines.size()) > c.dup_line_frac) return Verdict::drop("dup_line_frac");
   if (c.dup_line_char_frac > 0 && double(lc) / len > c.dup_line_char_frac) return Verdict::drop("dup_line_char_frac");
   const auto words = split_words(text);
+  const Joined spaced(words, " "), glued(words, "");
   for (const auto& [n, frac] : c.top_n_grams) {
     if (words.size() < size_t(n)) continue;
-    if (double(top_duplicate_chars(words, size_t(n))) / len > frac) return Verdict::drop(fmt::format("top_{}_gram", n));
+    if (double(top_duplicate_chars(spaced, words.size(), size_t(n))) / len > frac)
+      return Verdict::drop(fmt::format("top_{}_gram", n));
   }
   for (const auto& [n, frac] : c.dup_n_grams)
-    if (double(all_duplicate_chars(words, size_t(n))) / len > frac)
+    if (double(all_duplicate_chars(glued, words.size(), size_t(n))) / len > frac)
       return Verdict::drop(fmt::format("duplicated_{}_n_grams", n));
   return Verdict::ok();
 }

@@ -14,8 +14,15 @@ std::vector<std::string_view> split_whitespace(std::string_view text) {
   size_t i = 0, start = std::string_view::npos;
   while (i < text.size()) {
     const size_t at = i;
-    const char32_t c = next_cp(text, i);
-    if (is_space(c)) {
+    const auto b = static_cast<unsigned char>(text[i]);
+    bool space;
+    if (b < 0x80) {  // ASCII fast path: \t \n \v \f \r, 0x1c-0x1f, space
+      ++i;
+      space = b == ' ' || (b >= 0x09 && b <= 0x0D) || (b >= 0x1C && b <= 0x1F);
+    } else {
+      space = is_space(next_cp(text, i));
+    }
+    if (space) {
       if (start != std::string_view::npos) out.push_back(text.substr(start, at - start));
       start = std::string_view::npos;
     } else if (start == std::string_view::npos) {
