@@ -233,6 +233,24 @@ TEST(CleanPipeline, MpirunTwoProcessesEqualOne) {
   expect_same_outputs(dir + "/one", dir + "/two");
 }
 
+// A process killed (SIGKILL, mid-task, leaving half-written files) and started again.
+TEST(CleanPipeline, KilledProcessResumes) {
+  const std::string bin = mcpm::test::binary_dir() + "/bin/minicpm";
+  if (!fs::exists(bin)) GTEST_SKIP() << "minicpm binary not built (" << bin << ")";
+  const std::string dir = mcpm::test::temp_dir("killed");
+  write_file(dir + "/in.jsonl", mixed_corpus(60));
+  const std::string cmd = bin + " data clean -i " + dir + "/in.jsonl --shards 4 -o ";
+  ASSERT_EQ(std::system((cmd + dir + "/ref > /dev/null 2>&1").c_str()), 0);
+  const int rc = std::system(("MCPM_CLEAN_FAIL=filter:1:2:kill " + cmd + dir + "/run > /dev/null 2>&1").c_str());
+  ASSERT_NE(rc, 0);
+  EXPECT_TRUE(fs::exists(dir + "/run/work/filtered/00001.jsonl.tmp"));  // the half-written output
+  EXPECT_FALSE(fs::exists(dir + "/run/work/done/filter_00001"));
+  EXPECT_TRUE(fs::exists(dir + "/run/work/done/filter_00000"));
+  ASSERT_EQ(std::system((cmd + dir + "/run > " + dir + "/log 2>&1").c_str()), 0);
+  EXPECT_NE(read_file(dir + "/log").find("1 already done"), std::string::npos) << read_file(dir + "/log");
+  expect_same_outputs(dir + "/ref", dir + "/run");
+}
+
 TEST(CleanPipeline, RealCommonCrawlSample) {
   MCPM_REQUIRE_SHARED();
   const std::string in = mcpm::test::shared_dir() + "/data/commoncrawl_raw_sample_697.jsonl.gz";

@@ -4,6 +4,7 @@
 #include <xxhash.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -144,25 +145,30 @@ struct StageCount {
   }
 };
 
-// Failure injection for the resume tests: MCPM_CLEAN_FAIL="<stage>:<task>:<n>" makes that task
-// throw after it has written n documents.
+// Failure injection for the resume tests: MCPM_CLEAN_FAIL="<stage>:<task>:<n>[:kill]" makes that
+// task throw after it has written n documents, or with ":kill" die at once by SIGKILL (no failure
+// marker, half-written files left behind, as when a machine goes away).
 struct FailPoint {
   std::string stage;
   int task = -1;
   uint64_t after = 0;
+  bool kill = false;
   FailPoint() {
     const char* v = std::getenv("MCPM_CLEAN_FAIL");
     if (!v) return;
-    std::string s(v);
-    const auto a = s.find(':'), b = s.rfind(':');
-    if (a == std::string::npos || b == a) return;
-    stage = s.substr(0, a);
-    task = std::atoi(s.substr(a + 1, b - a - 1).c_str());
-    after = std::strtoull(s.substr(b + 1).c_str(), nullptr, 10);
+    std::vector<std::string> f;
+    std::stringstream ss(v);
+    for (std::string part; std::getline(ss, part, ':');) f.push_back(part);
+    if (f.size() < 3) return;
+    stage = f[0];
+    task = std::atoi(f[1].c_str());
+    after = std::strtoull(f[2].c_str(), nullptr, 10);
+    kill = f.size() > 3 && f[3] == "kill";
   }
   void check(const std::string& st, int t, uint64_t written) const {
-    if (st == stage && t == task && written >= after)
-      fail("MCPM_CLEAN_FAIL: injected failure of task {}_{:05d} after {} documents", st, t, written);
+    if (st != stage || t != task || written < after) return;
+    if (kill) std::raise(SIGKILL);
+    fail("MCPM_CLEAN_FAIL: injected failure of task {}_{:05d} after {} documents", st, t, written);
   }
 };
 

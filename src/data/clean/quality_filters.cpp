@@ -68,43 +68,74 @@ struct Joined {
   }
 };
 
-struct ViewHash {
-  size_t operator()(std::string_view s) const { return size_t(XXH3_64bits(s.data(), s.size())); }
+// Open-addressing table of the n-grams of one Joined text: slots hold the gram's hash, its first
+// position and its count; equal hashes are confirmed by comparing the grams themselves.
+class GramTable {
+ public:
+  struct Slot {
+    uint64_t hash;
+    uint32_t first, count;
+  };
+  GramTable(const Joined& j, size_t n_words, size_t n) : j_(j), n_(n) {
+    size_t cap = 16;
+    while (cap < 2 * n_words) cap <<= 1;
+    slots_.assign(cap, Slot{0, kEmpty, 0});
+    mask_ = cap - 1;
+  }
+  // The slot of the gram at word i, inserted (count 0) if new; `fresh` says which.
+  Slot& find_or_insert(size_t i, bool& fresh) {
+    const std::string_view g = j_.gram(i, n_);
+    const uint64_t h = XXH3_64bits(g.data(), g.size());
+    for (size_t k = size_t(h) & mask_;; k = (k + 1) & mask_) {
+      Slot& s = slots_[k];
+      if (s.first == kEmpty) {
+        s = Slot{h, uint32_t(i), 0};
+        fresh = true;
+        return s;
+      }
+      if (s.hash == h && j_.gram(s.first, n_) == g) {
+        fresh = false;
+        return s;
+      }
+    }
+  }
+  const std::vector<Slot>& slots() const { return slots_; }
+  static constexpr uint32_t kEmpty = UINT32_MAX;
+
+ private:
+  const Joined& j_;
+  size_t n_, mask_ = 0;
+  std::vector<Slot> slots_;
 };
 
 // Counter.most_common(1): the n-gram (" ".join) with the highest count, the first seen among ties;
 // returns its length (code points) times its count.
 size_t top_duplicate_chars(const Joined& j, size_t n_words, size_t n) {
-  std::unordered_map<std::string_view, std::pair<size_t, size_t>, ViewHash> count;  // gram -> (count, first)
-  count.reserve(n_words);
-  for (size_t i = 0; i + n <= n_words; ++i) {
-    auto [it, fresh] = count.try_emplace(j.gram(i, n), 0, i);
-    ++it->second.first;
-  }
-  std::string_view best;
-  size_t best_count = 0, best_first = 0;
-  for (const auto& [g, cf] : count) {
-    if (cf.first > best_count || (cf.first == best_count && cf.second < best_first)) {
-      best = g;
-      best_count = cf.first;
-      best_first = cf.second;
+  GramTable t(j, n_words, n);
+  bool fresh;
+  for (size_t i = 0; i + n <= n_words; ++i) ++t.find_or_insert(i, fresh).count;
+  uint32_t best_count = 0, best_first = 0;
+  for (const auto& s : t.slots()) {
+    if (s.first == GramTable::kEmpty) continue;
+    if (s.count > best_count || (s.count == best_count && s.first < best_first)) {
+      best_count = s.count;
+      best_first = s.first;
     }
   }
-  return best_count ? cp_len(best) * best_count : 0;
+  return best_count ? cp_len(j.gram(best_first, n)) * best_count : 0;
 }
 
 // find_all_duplicate: characters of n-grams ("".join) seen before, skipping n words after each.
 size_t all_duplicate_chars(const Joined& j, size_t n_words, size_t n) {
-  std::unordered_set<std::string_view, ViewHash> unique;
-  unique.reserve(n_words);
+  GramTable t(j, n_words, n);
   size_t repeated = 0, idx = 0;
+  bool fresh;
   while (n_words >= n && idx < n_words - n + 1) {
-    const std::string_view g = j.gram(idx, n);
-    if (unique.count(g)) {
-      repeated += cp_len(g);
+    t.find_or_insert(idx, fresh);
+    if (!fresh) {
+      repeated += cp_len(j.gram(idx, n));
       idx += n;
     } else {
-      unique.insert(g);
       idx += 1;
     }
   }

@@ -21,8 +21,15 @@ UnicodeForm parse_unicode_form(const std::string& s) {
 
 namespace {
 
-// utf8proc_map with `options`; input must be valid UTF-8.
+bool is_ascii(std::string_view s) {
+  for (const char c : s)
+    if (static_cast<unsigned char>(c) >= 0x80) return false;
+  return true;
+}
+
+// utf8proc_map with `options`; input must be valid UTF-8. ASCII is its own NFC/NFD/NFKC/NFKD.
 std::string utf8proc_apply(std::string_view s, int options) {
+  if (is_ascii(s)) return std::string(s);
   utf8proc_uint8_t* out = nullptr;
   const auto n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()), utf8proc_ssize_t(s.size()), &out,
                               utf8proc_option_t(options));
@@ -60,7 +67,7 @@ NormalizeChange normalize_document(std::string& text, UnicodeForm form) {
     if (removed_control(c)) { ch.controls = true; continue; }
     out.append(s.substr(at, i - at));
   }
-  if (form != UnicodeForm::None) {
+  if (form != UnicodeForm::None && !is_ascii(out)) {
     const int opts = UTF8PROC_STABLE | UTF8PROC_COMPOSE | (form == UnicodeForm::NFKC ? UTF8PROC_COMPAT : 0);
     std::string norm = utf8proc_apply(out, opts);
     if (norm != out) ch.unicode = true;
