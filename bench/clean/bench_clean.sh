@@ -2,6 +2,7 @@
 # Throughput of `minicpm data clean`: MB of input per second of wall time and per CPU-second (user +
 # sys of every process, i.e. MB/s per core), for one process and for `mpirun -np N`, best of R runs.
 #   bench/clean/bench_clean.sh BUILD_DIR [NP] [RUNS] [STAGES] INPUT...
+# Extra `data clean` flags go in $CLEAN_FLAGS (e.g. CLEAN_FLAGS="--classifier quality.bin").
 # Example (docs/benchmarks.md):
 #   bench/clean/bench_clean.sh build-cpu 2 3 all,-fasttext ../shared/data/commoncrawl_raw_sample_697.jsonl \
 #       ../shared/data/c4_sample_1000.jsonl ../shared/data/wikipedia_demo_30articles.txt
@@ -17,7 +18,7 @@ run_one() {  # label, prefix command (may be empty)
   for ((r = 0; r < runs; r++)); do
     rm -rf "$tmp/out"
     /usr/bin/time -f "%e %U %S" -o "$tmp/time" "$@" "$bin" data clean -i "${inputs[@]}" --shards 8 \
-      --stages "$stages" -o "$tmp/out" > "$tmp/log" 2>&1 || { cat "$tmp/log"; exit 1; }
+      --stages "$stages" ${CLEAN_FLAGS:-} -o "$tmp/out" > "$tmp/log" 2>&1 || { cat "$tmp/log"; exit 1; }
     read -r wall user sys < "$tmp/time"
     cpu=$(echo "$user + $sys" | bc -l)
     if [[ -z $best_wall ]] || (( $(echo "$wall < $best_wall" | bc -l) )); then best_wall=$wall; fi

@@ -327,8 +327,8 @@ class Pipeline {
 
   void filter_task(int t) {
     const FailPoint fp;
-    std::unique_ptr<QualityClassifier> clf;
-    if (on("fasttext")) clf = std::make_unique<QualityClassifier>(o_.classifier);
+    if (on("fasttext") && !clf_) clf_ = std::make_unique<QualityClassifier>(o_.classifier);  // once per process
+    const QualityClassifier* clf = clf_.get();
     const MinHasher hasher(o_.minhash);
     InputStats in;
     StageCount norm, rep, qual, c4, fw, ft;
@@ -572,6 +572,7 @@ class Pipeline {
   bool dedup_ = false;
   int rank_ = 0, world_ = 1, run_ = 0, skipped_ = 0;
   fs::file_time_type start_;
+  std::unique_ptr<QualityClassifier> clf_;
 };
 
 }  // namespace
