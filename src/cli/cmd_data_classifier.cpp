@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <sstream>
 
+#include "cli/classifier_segmenter.h"
 #include "cli/commands.h"
 #include "data/clean/quality_classifier.h"
 
@@ -23,7 +24,7 @@ void register_data_classifier(CLI::App& data) {
   struct Args {
     data::clean::ClassifierTrainOptions t;
     std::string keys = "text";
-    std::string in, model, out, score_key = "quality_score";
+    std::string in, model, out, score_key = "quality_score", tokenizer;
   };
   auto a = std::make_shared<Args>();
   auto& t = a->t;
@@ -52,9 +53,14 @@ void register_data_classifier(CLI::App& data) {
   tc->add_option("--loss", t.loss, "fastText -loss: softmax, hs, ns, ova")->capture_default_str();
   tc->add_option("-t,--threads", t.threads, "fastText -thread (1 is reproducible)")->capture_default_str();
   tc->add_option("--threshold", t.threshold, "score threshold for the held-out metrics")->capture_default_str();
+  tc->add_option("--tokenizer", a->tokenizer,
+                 "segment words with this tokenizer folder (UltraFineWeb uses DeepSeek-V2's; default: letters / digits "
+                 "/ single symbols); recorded in MODEL.json");
   tc->callback([a] {
     a->t.text_keys = split_keys(a->keys);
+    if (!a->tokenizer.empty()) a->t.segment = tokenizer_segmenter(a->tokenizer).fn;
     const auto m = data::clean::train_classifier(a->t);
+    write_classifier_info(a->t.out, a->tokenizer);
     std::printf("%s\nmodel: %s\n", m.summary().c_str(), a->t.out.c_str());
   });
 
@@ -65,8 +71,9 @@ void register_data_classifier(CLI::App& data) {
   sc->add_option("--text-key", a->keys, "JSON fields joined as the text (comma separated)")->capture_default_str();
   sc->add_option("--split", t.split, "text files: line, paragraph or file")->capture_default_str();
   sc->add_option("--score-key", a->score_key, "field the score is written to")->capture_default_str();
+  sc->add_option("--tokenizer", a->tokenizer, "segmentation tokenizer (default: the one in MODEL.json, if any)");
   sc->callback([a] {
-    const data::clean::QualityClassifier clf(a->model);
+    const data::clean::QualityClassifier clf(a->model, classifier_segmenter(a->model, a->tokenizer).fn);
     const uint64_t n = data::clean::score_file(a->in, a->out, clf, split_keys(a->keys), a->t.split, a->score_key);
     std::printf("%llu records scored -> %s\n", (unsigned long long)n, a->out.c_str());
   });

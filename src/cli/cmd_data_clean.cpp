@@ -1,6 +1,7 @@
 // `minicpm data clean`: the datatrove-style cleaning pipeline (data/clean/clean_pipeline.h).
 #include <cstdio>
 
+#include "cli/classifier_segmenter.h"
 #include "cli/commands.h"
 #include "data/clean/clean_pipeline.h"
 
@@ -9,7 +10,7 @@ namespace mcpm::cli {
 void register_data_clean(CLI::App& data) {
   struct Args {
     data::clean::CleanOptions o;
-    std::string stages, skip, split = "line", unicode = "nfkc", text_key = "text";
+    std::string stages, split = "line", unicode = "nfkc", text_key = "text", tokenizer;
     bool c4_terminal = false;
   };
   auto a = std::make_shared<Args>();
@@ -28,6 +29,8 @@ void register_data_clean(CLI::App& data) {
   c->add_option("--split", a->split, "text files: documents are a line, a paragraph or the file")->capture_default_str();
   c->add_option("--unicode", a->unicode, "normal form of the normalize stage: nfkc, nfc or none")->capture_default_str();
   c->add_option("--classifier", o.classifier, "fastText model (train-classifier); enables the fasttext stage");
+  c->add_option("--classifier-tokenizer", a->tokenizer,
+                "segmentation tokenizer of the classifier (default: the one in MODEL.json, if any)");
   c->add_option("--threshold", o.threshold, "fasttext stage: keep documents with score >= this")->capture_default_str();
   c->add_option("--score-key", o.score_key, "field the fasttext score is written to")->capture_default_str();
   c->add_flag("--c4-terminal-punct", a->c4_terminal,
@@ -50,6 +53,11 @@ void register_data_clean(CLI::App& data) {
     o.unicode = data::clean::parse_unicode_form(a->unicode);
     o.text_keys = {a->text_key};
     o.c4.filter_no_terminal_punct = a->c4_terminal;
+    if (!o.classifier.empty()) {
+      auto seg = classifier_segmenter(o.classifier, a->tokenizer);
+      o.classifier_segment = seg.fn;
+      o.classifier_segmenter_name = seg.name;
+    }
     const auto s = data::clean::run_clean(o);
     if (s.rank == 0) std::printf("%s\n", s.summary().c_str());
   });

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <random>
 
 #include "clean_test_util.h"
@@ -107,4 +108,41 @@ TEST(QualityClassifier, BadModelFilesAreErrors) {
   MCPM_EXPECT_ERROR(QualityClassifier(dir + "/none.bin"), "none.bin", "not found");
   write_file(dir + "/junk.bin", "this is not a fasttext model");
   MCPM_EXPECT_ERROR(QualityClassifier(dir + "/junk.bin"), "junk.bin", "not a fastText model");
+}
+
+// The CLI with a tokenizer segmentation (UltraFineWeb's step 4 with a real BPE tokenizer standing in
+// for DeepSeek-V2's): MODEL.json records it and `score` uses it again.
+TEST(QualityClassifier, CliWithTokenizerSegmentation) {
+  MCPM_REQUIRE_SHARED();
+  const std::string bin = mcpm::test::binary_dir() + "/bin/minicpm";
+  if (!std::filesystem::exists(bin)) GTEST_SKIP() << "minicpm binary not built (" << bin << ")";
+  const std::string tok = mcpm::test::shared_dir() + "/minicpm4";
+  const std::string dir = mcpm::test::temp_dir("clfcli");
+  std::mt19937_64 rng(5);
+  std::string pos, neg;
+  for (int i = 0; i < 120; ++i) pos += ojson{{"text", synthetic(true, rng)}}.dump() + "\n";
+  for (int i = 0; i < 120; ++i) neg += ojson{{"text", synthetic(false, rng)}}.dump() + "\n";
+  write_file(dir + "/pos.jsonl", pos);
+  write_file(dir + "/neg.jsonl", neg);
+  write_file(dir + "/in.jsonl", ojson{{"text", "we consider the theorem and its proof, hence the lemma."}}.dump() + "\n" +
+                                    ojson{{"text", "click here to login to your account for free shipping"}}.dump() + "\n");
+  const std::string train = bin + " data train-classifier --pos " + dir + "/pos.jsonl --neg " + dir +
+                            "/neg.jsonl -o " + dir + "/m.bin --dim 16 --epoch 25 --min-count 1 --word-ngrams 2 "
+                            "--bucket 100000 --tokenizer " + tok + " > " + dir + "/train.log 2>&1";
+  ASSERT_EQ(std::system(train.c_str()), 0) << read_file(dir + "/train.log");
+  const auto info = ojson::parse(read_file(dir + "/m.bin.json"));
+  EXPECT_NE(info["tokenizer"].get<std::string>().find("minicpm4"), std::string::npos);
+  const std::string score = bin + " data score -i " + dir + "/in.jsonl --classifier " + dir + "/m.bin -o " + dir +
+                            "/out.jsonl > " + dir + "/score.log 2>&1";
+  ASSERT_EQ(std::system(score.c_str()), 0) << read_file(dir + "/score.log");
+  const std::string out = read_file(dir + "/out.jsonl");
+  const auto nl = out.find('\n');
+  EXPECT_GT(ojson::parse(out.substr(0, nl))["quality_score"].get<double>(), 0.5);
+  EXPECT_LT(ojson::parse(out.substr(nl + 1))["quality_score"].get<double>(), 0.5);
+  // A MODEL.json naming a tokenizer that is gone is an error naming both.
+  write_file(dir + "/m.bin.json", R"({"tokenizer": "/nonexistent/tok"})");
+  ASSERT_NE(std::system((score + " 2>&1").c_str()), 0);
+  const std::string log = read_file(dir + "/score.log");
+  EXPECT_NE(log.find("m.bin.json"), std::string::npos) << log;
+  EXPECT_NE(log.find("/nonexistent/tok"), std::string::npos) << log;
 }

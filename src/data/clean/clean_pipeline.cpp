@@ -267,7 +267,8 @@ class Pipeline {
                      {"char_duplicates_ratio", f.char_duplicates_ratio}, {"new_line_ratio", f.new_line_ratio}}},
         {"minhash", {{"n_grams", o_.minhash.n_grams}, {"num_buckets", o_.minhash.num_buckets},
                      {"hashes_per_bucket", o_.minhash.hashes_per_bucket}, {"seed", o_.minhash.seed}, {"hash", "xxh64"}}},
-        {"fasttext", {{"classifier", o_.classifier}, {"threshold", o_.threshold}, {"score_key", o_.score_key}}},
+        {"fasttext", {{"classifier", o_.classifier}, {"segmenter", o_.classifier_segmenter_name},
+                      {"threshold", o_.threshold}, {"score_key", o_.score_key}}},
         {"zstd_level", o_.zstd_level}};
   }
 
@@ -327,7 +328,7 @@ class Pipeline {
 
   void filter_task(int t) {
     const FailPoint fp;
-    if (on("fasttext") && !clf_) clf_ = std::make_unique<QualityClassifier>(o_.classifier);  // once per process
+    if (on("fasttext") && !clf_) clf_ = std::make_unique<QualityClassifier>(o_.classifier, o_.classifier_segment);  // once per process
     const QualityClassifier* clf = clf_.get();
     const MinHasher hasher(o_.minhash);
     InputStats in;

@@ -48,6 +48,8 @@ struct CleanOptions {
   FineWebConfig fineweb;
   MinhashConfig minhash;
   std::string classifier;  // fastText model (.bin); enables the fasttext stage
+  Segmenter classifier_segment;  // the model's ufw_preprocess segmentation (null: built-in)
+  std::string classifier_segmenter_name = "builtin";  // recorded in config.json
   double threshold = 0.5;  // keep when score >= threshold
   std::string score_key = "quality_score";
   int zstd_level = 3;

@@ -17,7 +17,8 @@ namespace fs = std::filesystem;
 
 namespace mcpm::data::clean {
 
-QualityClassifier::QualityClassifier(const std::string& model_path) : ft_(std::make_unique<fasttext::FastText>()) {
+QualityClassifier::QualityClassifier(const std::string& model_path, Segmenter segment)
+    : ft_(std::make_unique<fasttext::FastText>()), segment_(std::move(segment)) {
   MCPM_CHECK(fs::is_regular_file(model_path), "{}: classifier model not found", model_path);
   try {
     ft_->loadModel(model_path);
@@ -38,7 +39,9 @@ double QualityClassifier::score_preprocessed(const std::string& line) const {
   return pred[0].second == "__label__neg" ? 1.0 - p : p;
 }
 
-double QualityClassifier::score(std::string_view text) const { return score_preprocessed(ufw_preprocess(text)); }
+double QualityClassifier::score(std::string_view text) const {
+  return score_preprocessed(ufw_preprocess(text, segment_));
+}
 
 std::string ClassifierMetrics::summary() const {
   return fmt::format("train {} pos / {} neg, held out {} pos / {} neg: precision {:.4f}, recall {:.4f}, F1 {:.4f}, "
@@ -49,7 +52,7 @@ std::string ClassifierMetrics::summary() const {
 namespace {
 
 std::vector<std::string> read_texts(const std::vector<std::string>& files, const std::vector<std::string>& keys,
-                                    const std::string& split) {
+                                    const std::string& split, const Segmenter& segment) {
   std::vector<std::string> out;
   for (size_t f = 0; f < files.size(); ++f) {
     MCPM_CHECK(fs::is_regular_file(files[f]), "{}: input file not found", files[f]);
@@ -57,7 +60,7 @@ std::vector<std::string> read_texts(const std::vector<std::string>& files, const
     UnitReader r(InputUnit{f, files[f], 0, UINT64_MAX}, keys, parse_text_split(split), st);
     InputDoc d;
     while (r.next(d)) {
-      std::string line = ufw_preprocess(d.text);
+      std::string line = ufw_preprocess(d.text, segment);
       if (!line.empty()) out.push_back(std::move(line));
     }
     MCPM_CHECK(!out.empty() || st.documents > 0, "{}: no documents (bad records: {})", files[f], st.bad.size());
@@ -70,8 +73,8 @@ std::vector<std::string> read_texts(const std::vector<std::string>& files, const
 ClassifierMetrics train_classifier(const ClassifierTrainOptions& o) {
   MCPM_CHECK(!o.pos.empty() && !o.neg.empty(), "train-classifier needs --pos and --neg files");
   MCPM_CHECK(o.valid_fraction >= 0 && o.valid_fraction < 1, "--valid-fraction must be in [0, 1)");
-  auto pos = read_texts(o.pos, o.text_keys, o.split);
-  auto neg = read_texts(o.neg, o.text_keys, o.split);
+  auto pos = read_texts(o.pos, o.text_keys, o.split, o.segment);
+  auto neg = read_texts(o.neg, o.text_keys, o.split, o.segment);
   MCPM_CHECK(!pos.empty() && !neg.empty(), "train-classifier: {} positive and {} negative documents (need both)",
              pos.size(), neg.size());
   std::mt19937_64 rng(o.seed);
@@ -132,7 +135,7 @@ ClassifierMetrics train_classifier(const ClassifierTrainOptions& o) {
     fail("fastText training failed: {}", e.what());
   }
   fs::remove(train_path);
-  const QualityClassifier clf(o.out);
+  const QualityClassifier clf(o.out, o.segment);
   for (size_t i = 0; i < vp; ++i) (clf.score_preprocessed(pos[i]) >= o.threshold ? m.tp : m.fn)++;
   for (size_t i = 0; i < vn; ++i) (clf.score_preprocessed(neg[i]) >= o.threshold ? m.fp : m.tn)++;
   return m;

@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "data/clean/text_norm.h"
+
 namespace fasttext {
 class FastText;
 }
@@ -17,7 +19,9 @@ namespace mcpm::data::clean {
 
 class QualityClassifier {
  public:
-  explicit QualityClassifier(const std::string& model_path);  // throws mcpm::Error naming the file
+  // `segment` is the word segmentation of ufw_preprocess step 4 the model was trained with (null:
+  // the built-in one). Throws mcpm::Error naming the file.
+  explicit QualityClassifier(const std::string& model_path, Segmenter segment = nullptr);
   ~QualityClassifier();
   QualityClassifier(const QualityClassifier&) = delete;
   QualityClassifier& operator=(const QualityClassifier&) = delete;
@@ -27,6 +31,7 @@ class QualityClassifier {
 
  private:
   std::unique_ptr<fasttext::FastText> ft_;
+  Segmenter segment_;
 };
 
 struct ClassifierTrainOptions {
@@ -41,6 +46,7 @@ struct ClassifierTrainOptions {
       neg_samples = 5, minn = 0, maxn = 0;
   double lr = 0.1, threshold = 0.5;
   std::string loss = "softmax";
+  Segmenter segment;  // ufw_preprocess step 4 (null: built-in)
 };
 
 struct ClassifierMetrics {
