@@ -43,6 +43,7 @@ void register_data_clean(CLI::App& data) {
   c->add_option("--minhash-buckets", o.minhash.num_buckets, "MinHash bands")->capture_default_str();
   c->add_option("--minhash-rows", o.minhash.hashes_per_bucket, "MinHash hashes per band")->capture_default_str();
   c->add_option("--zstd-level", o.zstd_level, "output compression level")->capture_default_str();
+  c->add_option("-t,--threads", o.threads, "tasks this process runs at once")->capture_default_str();
   c->add_option("--rank", o.rank, "this process's rank (default: from mpirun / Slurm, else 0)");
   c->add_option("--world", o.world, "number of processes (default: from mpirun / Slurm, else 1)");
   c->add_option("--wait-timeout", o.wait_timeout_s, "seconds to wait for other processes' tasks")->capture_default_str();

@@ -160,6 +160,11 @@ TEST(CleanPipeline, TwoRanksEqualOneRank) {
   EXPECT_GT(s0.tasks_run, 0);
   EXPECT_GT(s1.tasks_run, 0);
   expect_same_outputs(one.out_dir, r0.out_dir);
+  // One process running 3 tasks at a time.
+  auto threaded = base_options(dir + "/in.jsonl", dir + "/threads", 5);
+  threaded.threads = 3;
+  run_clean(threaded);
+  expect_same_outputs(one.out_dir, threaded.out_dir);
 }
 
 TEST(CleanPipeline, InterruptedRunResumesToTheSameResult) {

@@ -3,6 +3,7 @@
 
 #include <xxhash.h>
 
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
@@ -10,6 +11,7 @@
 #include <fstream>
 #include <functional>
 #include <sstream>
+#include <mutex>
 #include <thread>
 
 #include "core/error.h"
@@ -193,6 +195,7 @@ class Pipeline {
 
   CleanSummary run() {
     check_config();
+    if (on("fasttext")) clf_ = std::make_unique<QualityClassifier>(o_.classifier, o_.classifier_segment);
     run_stage("filter", o_.shards, [&](int t) { filter_task(t); });
     if (dedup_) {
       run_stage("buckets", o_.minhash.num_buckets + 1, [&](int b) { bucket_task(b); });
@@ -295,28 +298,49 @@ class Pipeline {
   void run_stage(const std::string& st, int n, const std::function<void(int)>& task) {
     fs::create_directories(work_ / "done");
     fs::create_directories(work_ / "failed");
+    std::vector<int> todo;
     for (int i = rank_; i < n; i += world_) {
-      if (fs::exists(done_marker(st, i))) {
-        ++skipped_;
-        continue;
-      }
-      std::error_code ec;
-      fs::remove(fail_marker(st, i), ec);
-      try {
-        task(i);
-      } catch (const std::exception& e) {
-        write_atomic(fail_marker(st, i), e.what());
-        throw Error(fmt::format("task {}_{:05d} failed: {}", st, i, e.what()));
-      }
-      write_atomic(done_marker(st, i), "");
-      ++run_;
+      if (fs::exists(done_marker(st, i))) ++skipped_;
+      else todo.push_back(i);
     }
+    // This process's unfinished tasks, on `threads` threads (each task is independent).
+    std::atomic<size_t> next{0};
+    std::mutex mu;
+    std::string first_error;
+    auto worker = [&] {
+      for (size_t k; (k = next.fetch_add(1)) < todo.size();) {
+        const int i = todo[k];
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          if (!first_error.empty()) return;
+        }
+        std::error_code ec;
+        fs::remove(fail_marker(st, i), ec);
+        try {
+          task(i);
+          write_atomic(done_marker(st, i), "");
+        } catch (const std::exception& e) {
+          write_atomic(fail_marker(st, i), e.what());
+          std::lock_guard<std::mutex> lock(mu);
+          if (first_error.empty()) first_error = fmt::format("task {}_{:05d} failed: {}", st, i, e.what());
+          return;
+        }
+        std::lock_guard<std::mutex> lock(mu);
+        ++run_;
+      }
+    };
+    const int nt = std::max(1, std::min<int>(o_.threads, int(todo.size())));
+    std::vector<std::thread> pool;
+    for (int t = 1; t < nt; ++t) pool.emplace_back(worker);
+    worker();
+    for (auto& th : pool) th.join();
+    if (!first_error.empty()) throw Error(first_error);
     const auto t0 = std::chrono::steady_clock::now();
     for (int i = 0; i < n; ++i) {
       while (!fs::exists(done_marker(st, i))) {
         std::error_code ec;
         const auto fm = fail_marker(st, i);
-        if (fs::exists(fm, ec) && fs::last_write_time(fm, ec) >= start_ - std::chrono::seconds(1))
+        if (fs::exists(fm, ec) && fs::last_write_time(fm, ec) >= start_)  // written during this run
           fail("task {}_{:05d} failed on another process: {}", st, i, read_all(fm));
         const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         MCPM_CHECK(waited < o_.wait_timeout_s, "waited {:.0f} s for task {}_{:05d} (another process); giving up",
@@ -328,8 +352,7 @@ class Pipeline {
 
   void filter_task(int t) {
     const FailPoint fp;
-    if (on("fasttext") && !clf_) clf_ = std::make_unique<QualityClassifier>(o_.classifier, o_.classifier_segment);  // once per process
-    const QualityClassifier* clf = clf_.get();
+    const QualityClassifier* clf = clf_.get();  // loaded once per process, shared by the threads
     const MinHasher hasher(o_.minhash);
     InputStats in;
     StageCount norm, rep, qual, c4, fw, ft;

@@ -12,7 +12,8 @@
 // then rank 0 writes report.json (kept/dropped per stage and reason; no timings, so it depends only
 // on the input and the options) and manifest.json (files, documents, bytes, xxh3-128 hashes).
 //
-// Processes: `rank` of `world` runs the tasks i with i % world == rank of every stage and waits on
+// Processes: `rank` of `world` runs the tasks i with i % world == rank of every stage (`threads` of
+// them at a time) and waits on
 // the completion markers of the stage before the next (a file barrier; a failed task's marker in
 // work/failed/ stops the waiters). Under mpirun the rank and size come from OMPI_COMM_WORLD_RANK /
 // OMPI_COMM_WORLD_SIZE (also PMIX_RANK, PMI_RANK/PMI_SIZE, SLURM_PROCID/SLURM_NTASKS): MPI itself is
@@ -54,6 +55,7 @@ struct CleanOptions {
   std::string score_key = "quality_score";
   int zstd_level = 3;
   int rank = -1, world = -1;  // -1: from the launcher's environment, else 0 / 1
+  int threads = 1;            // tasks run at once by this process
   double wait_timeout_s = 24 * 3600;
   bool quiet = false;
 };
