@@ -11,7 +11,7 @@ TIME=""
 if [[ ${1:-} == --time ]]; then TIME=$2; shift 2; fi
 TARGETS=("$@")
 ALL=(fuzz_safetensors fuzz_model_spec fuzz_tokenizer_json fuzz_tokenizer_config fuzz_jinja fuzz_shard
-     fuzz_records fuzz_checkpoint_index fuzz_torch_ids)
+     fuzz_records fuzz_checkpoint_index fuzz_torch_ids fuzz_clean_input)
 ((${#TARGETS[@]})) || TARGETS=("${ALL[@]}")
 JOBS=${MCPM_JOBS:-$(nproc)}
 LAUNCHER=(); command -v ccache >/dev/null && LAUNCHER=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)

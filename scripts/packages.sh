@@ -2,10 +2,13 @@
 # BUILD: the build and the main command (`minicpm generate` on the bundled model).
 BUILD_PKGS=(build-essential cmake ninja-build pkg-config git
             libhwy-dev libsentencepiece-dev nlohmann-json3-dev libcli11-dev libfmt-dev libspdlog-dev
-            libutf8proc-dev libxxhash-dev libedit-dev libcpp-httplib-dev libeigen3-dev)
+            libutf8proc-dev libxxhash-dev libedit-dev libcpp-httplib-dev libeigen3-dev
+            libfasttext-dev libzstd-dev zlib1g-dev)
 # TEST: what only the test suite needs on top: GoogleTest, Google Benchmark (bench/ is built with the
-# tests), the ARM cross compiler (ArmCrossCompile), Debian's python3 + numpy (CUDA index emulators).
-TEST_PKGS=(libgtest-dev libgmock-dev libbenchmark-dev g++-aarch64-linux-gnu python3 python3-numpy)
+# tests), the ARM cross compiler (ArmCrossCompile), Debian's python3 + numpy (CUDA index emulators),
+# OpenMPI's mpirun (`data clean` under mpirun -np 2; minicpm does not link MPI, it reads the rank
+# from mpirun's environment, so libopenmpi-dev is not needed).
+TEST_PKGS=(libgtest-dev libgmock-dev libbenchmark-dev g++-aarch64-linux-gnu python3 python3-numpy openmpi-bin)
 # Best effort (their tests skip without them): Debian's Chromium for the web page test, clang for
 # the libFuzzer targets.
 TEST_OPTIONAL_PKGS=(chromium clang)

@@ -6,6 +6,8 @@
 //   data freq-vocab        FR-Spec draft vocabulary of a corpus (cmd_freq_vocab.cpp)
 //   data ngram             n-gram baseline perplexities of held-out shards (cmd_ngram.cpp)
 //   data verify            annealing probe of candidate data (cmd_verify.cpp, anneal_probe.h)
+//   data clean             web-text cleaning pipeline (cmd_data_clean.cpp)
+//   data train-classifier / score   fastText quality classifier (cmd_data_classifier.cpp)
 #include <cstdio>
 
 #include "cli/commands.h"
@@ -80,7 +82,7 @@ void run_info(const DataArgs& a) {
 
 void register_data(CLI::App& app) {
   auto a = std::make_shared<DataArgs>();
-  CLI::App* data = app.add_subcommand("data", "data pipeline: train a tokenizer, encode text and SFT records into shards");
+  CLI::App* data = app.add_subcommand("data", "data pipeline: train a tokenizer, encode text and SFT records into shards, clean web text, quality classifier");
   data->require_subcommand(1);
 
   CLI::App* tt = data->add_subcommand("train-tokenizer", "train a SentencePiece BPE tokenizer (byte fallback, split digits, ChatML tokens)");
@@ -108,6 +110,8 @@ void register_data(CLI::App& app) {
   register_freq_vocab(*data);
   register_ngram(*data);
   register_verify(*data);
+  register_data_clean(*data);
+  register_data_classifier(*data);
 
   CLI::App* enc = data->add_subcommand("encode", "encode text / JSONL documents into a token shard (streaming)");
   add_shard_job_options(enc, *a, "tokenizer folder (or a model folder with tokenizer files)", "documents");
