@@ -4,6 +4,8 @@
 //   data sft               instruction / chat records -> token shard with an assistant-only loss mask
 //   data info              header and statistics of shards
 //   data freq-vocab        FR-Spec draft vocabulary of a corpus (cmd_freq_vocab.cpp)
+//   data ngram             n-gram baseline perplexities of held-out shards (cmd_ngram.cpp)
+//   data verify            annealing probe of candidate data (cmd_verify.cpp, anneal_probe.h)
 //   data clean             web-text cleaning pipeline (cmd_data_clean.cpp)
 //   data train-classifier / score   fastText quality classifier (cmd_data_classifier.cpp)
 #include <cstdio>
@@ -106,6 +108,8 @@ void register_data(CLI::App& app) {
   });
 
   register_freq_vocab(*data);
+  register_ngram(*data);
+  register_verify(*data);
   register_data_clean(*data);
   register_data_classifier(*data);
 

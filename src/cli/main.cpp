@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   mcpm::cli::register_data(app);
   mcpm::cli::register_quantize(app);
   mcpm::cli::register_serve(app);
+  mcpm::cli::register_eval(app);
   mcpm::cli::register_train_draft(app);
   try {
     app.parse(argc, argv);

@@ -50,10 +50,18 @@ std::string python_type(const std::string& name, const json& spec) {
   return "Any";
 }
 
+// The schema of parameter p, or null when the tool's "properties" lack it (operator[] on a const
+// json with a missing key is undefined behaviour).
+const json& property(const json& props, const std::string& p) {
+  static const json kNull;
+  if (!props.is_object()) return kNull;
+  const auto it = props.find(p);
+  return it == props.end() ? kNull : *it;
+}
+
 std::string default_text(const json& spec) {
   if (!spec.is_object() || !spec.contains("default")) return "None";
-  const json& d = spec["default"];
-  return d.is_string() ? d.dump() : d.dump();
+  return spec.at("default").dump();
 }
 
 }  // namespace
@@ -72,7 +80,7 @@ std::string render_tools_prompt(const std::vector<ToolSpec>& tools) {
     };
     // Enum parameters become Enum classes before the function (as the MiniCPM template writes them).
     for (const std::string& p : t.params) {
-      const json& spec = props[p];
+      const json& spec = property(props, p);
       if (spec.is_object() && spec.contains("enum") && spec["enum"].is_array()) {
         out += "\n\nclass " + title_case(p) + "(Enum):\n";
         for (size_t i = 0; i < spec["enum"].size(); ++i) out += fmt::format("    enum_{} = {}\n", i, spec["enum"][i].dump());
@@ -81,11 +89,11 @@ std::string render_tools_prompt(const std::vector<ToolSpec>& tools) {
     out += "\n\ndef " + t.name + "(";
     for (size_t i = 0; i < t.params.size(); ++i) {
       out += (i ? ", " : "") + t.params[i];
-      if (!required(t.params[i])) out += "=" + default_text(props[t.params[i]]);
+      if (!required(t.params[i])) out += "=" + default_text(property(props, t.params[i]));
     }
     out += "):\n    \"\"\"" + t.description + (t.params.empty() ? "\n" : "\n\n    Args:\n");
     for (const std::string& p : t.params) {
-      const json& spec = props[p];
+      const json& spec = property(props, p);
       const std::string ty = python_type(p, spec);
       out += "        " + p + ": " + (required(p) ? ty : "Optional[" + ty + "]");
       const std::string desc = spec.is_object() ? spec.value("description", std::string()) : std::string();
