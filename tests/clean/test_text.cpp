@@ -52,6 +52,11 @@ TEST(Words, TreebankLikeSplit) {
   const std::vector<std::string> want = {"\"", "Hello", ",", "\"", "she", "said", "(", "quietly", ")", ".", "It",
                                          "is", "n't", "U.S.", "policy", "...", "Really", "?", "!"};
   EXPECT_EQ(got, want);
+  const auto w2 = split_words("#tag 1,000 a,b 10:30 note: Mr. Smith's end. (x) -- AT&T ok.\"");
+  std::vector<std::string> got2(w2.begin(), w2.end());
+  const std::vector<std::string> want2 = {"#", "tag", "1,000", "a", ",", "b", "10:30", "note", ":", "Mr.", "Smith",
+                                          "'s", "end", ".", "(", "x", ")", "--", "AT", "&", "T", "ok", ".", "\""};
+  EXPECT_EQ(got2, want2);
   const auto l = split_lines("a\r\nb\rc\n\nd\xe2\x80\xa8" "e");
   EXPECT_EQ(l.size(), 6u);
   EXPECT_EQ(l[3], "");
