@@ -126,6 +126,7 @@ TEST(CleanPipeline, BadInputIsCountedWithItsLocation) {
                                    "{\"text\": 42}\n" +                      // not a string
                                    "{\"text\": \"   \"}\n" +                 // empty text
                                    "[1, 2]\n" +                              // not an object
+                                   "{\"tex\xcd\n" +                          // truncated UTF-8 (fuzz finding)
                                    "\n" +                                    // blank line: not a record
                                    good + "\n");
   write_file(dir + "/empty.jsonl", "");
@@ -142,7 +143,7 @@ TEST(CleanPipeline, BadInputIsCountedWithItsLocation) {
   const auto r = mcpm::test::read_report(o.out_dir);
   const auto& bad = r["input"]["bad"];
   EXPECT_EQ(bad["broken_json"], 1);
-  EXPECT_EQ(bad["invalid_utf8"], 2);
+  EXPECT_EQ(bad["invalid_utf8"], 3);
   EXPECT_EQ(bad["missing_text_field"], 2);
   EXPECT_EQ(bad["empty_text"], 1);
   EXPECT_EQ(bad["not_a_json_object"], 1);

@@ -70,6 +70,16 @@ TEST(Utf8, Validation) {
   EXPECT_FALSE(valid_utf8("\xf4\x90\x80\x80"));  // above U+10FFFF
   EXPECT_FALSE(valid_utf8("\xff"));
   EXPECT_EQ(cp_len("a\xc3\xa9\xe2\x82\xac"), 3u);
+  // Fuzz finding (fuzz_clean_input): a truncated sequence at the end made next_cp step past the end
+  // and strip() throw std::out_of_range; now it stops at the end.
+  size_t i = 0;
+  next_cp("\xcd", i);
+  EXPECT_EQ(i, 1u);
+  i = 1;
+  next_cp(std::string_view("a\xf0\x9f"), i);
+  EXPECT_EQ(i, 3u);
+  EXPECT_EQ(strip(" x \xe2"), "x \xe2");
+  EXPECT_EQ(lstrip("\xcd"), "\xcd");
 }
 
 TEST(CompressedIo, PlainRangesGzipAndZstdRoundTrip) {
