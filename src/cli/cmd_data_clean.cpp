@@ -42,6 +42,8 @@ void register_data_clean(CLI::App& data) {
   c->add_option("--minhash-ngrams", o.minhash.n_grams, "MinHash shingle size in words")->capture_default_str();
   c->add_option("--minhash-buckets", o.minhash.num_buckets, "MinHash bands")->capture_default_str();
   c->add_option("--minhash-rows", o.minhash.hashes_per_bucket, "MinHash hashes per band")->capture_default_str();
+  c->add_flag("--keep-dropped", o.keep_dropped,
+              "also write every dropped document with its stage and reason to dropped/*.jsonl.zst");
   c->add_option("--zstd-level", o.zstd_level, "output compression level")->capture_default_str();
   c->add_option("-t,--threads", o.threads, "tasks this process runs at once")->capture_default_str();
   c->add_option("--rank", o.rank, "this process's rank (default: from mpirun / Slurm, else 0)");

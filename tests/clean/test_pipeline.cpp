@@ -5,6 +5,7 @@
 #include <zlib.h>
 
 #include <cstdlib>
+#include <map>
 #include <filesystem>
 #include <thread>
 
@@ -60,9 +61,26 @@ TEST(CleanPipeline, ReportAddsUpStageByStage) {
   const std::string dir = mcpm::test::temp_dir("arith");
   write_file(dir + "/in.jsonl", mixed_corpus(60));
   auto o = base_options(dir + "/in.jsonl", dir + "/out", 3);
+  o.keep_dropped = true;
   const auto s = run_clean(o);
   const auto r = mcpm::test::read_report(o.out_dir);
   EXPECT_EQ(r["input"]["documents"], 60);
+  // Every dropped document is in dropped/ with the stage and reason the report counts.
+  std::map<std::string, uint64_t> seen;
+  for (const auto& e : fs::directory_iterator(o.out_dir + "/dropped")) {
+    LineReader lr(e.path().string());
+    std::string l;
+    uint64_t off;
+    while (lr.next(l, off)) {
+      const auto j = ojson::parse(l);
+      ++seen[j["dropped_by"].get<std::string>() + "/" + j["drop_reason"].get<std::string>()];
+      EXPECT_TRUE(j.contains("id") && j.contains("text"));
+    }
+  }
+  std::map<std::string, uint64_t> counted;
+  for (const auto& st : r["stages"])
+    for (const auto& [k, v] : st["dropped"].items()) counted[st["stage"].get<std::string>() + "/" + k] = v.get<uint64_t>();
+  EXPECT_EQ(seen, counted);
   EXPECT_EQ(r["input"]["bytes"].get<uint64_t>(), fs::file_size(dir + "/in.jsonl"));
   uint64_t prev = 60;
   for (const auto& st : r["stages"]) {
@@ -108,6 +126,7 @@ TEST(CleanPipeline, BadInputIsCountedWithItsLocation) {
                                    "{\"text\": 42}\n" +                      // not a string
                                    "{\"text\": \"   \"}\n" +                 // empty text
                                    "[1, 2]\n" +                              // not an object
+                                   "{\"tex\xcd\n" +                          // truncated UTF-8 (fuzz finding)
                                    "\n" +                                    // blank line: not a record
                                    good + "\n");
   write_file(dir + "/empty.jsonl", "");
@@ -124,7 +143,7 @@ TEST(CleanPipeline, BadInputIsCountedWithItsLocation) {
   const auto r = mcpm::test::read_report(o.out_dir);
   const auto& bad = r["input"]["bad"];
   EXPECT_EQ(bad["broken_json"], 1);
-  EXPECT_EQ(bad["invalid_utf8"], 2);
+  EXPECT_EQ(bad["invalid_utf8"], 3);
   EXPECT_EQ(bad["missing_text_field"], 2);
   EXPECT_EQ(bad["empty_text"], 1);
   EXPECT_EQ(bad["not_a_json_object"], 1);

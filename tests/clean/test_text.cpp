@@ -52,6 +52,11 @@ TEST(Words, TreebankLikeSplit) {
   const std::vector<std::string> want = {"\"", "Hello", ",", "\"", "she", "said", "(", "quietly", ")", ".", "It",
                                          "is", "n't", "U.S.", "policy", "...", "Really", "?", "!"};
   EXPECT_EQ(got, want);
+  const auto w2 = split_words("#tag 1,000 a,b 10:30 note: Mr. Smith's end. (x) -- AT&T ok.\"");
+  std::vector<std::string> got2(w2.begin(), w2.end());
+  const std::vector<std::string> want2 = {"#", "tag", "1,000", "a", ",", "b", "10:30", "note", ":", "Mr.", "Smith",
+                                          "'s", "end", ".", "(", "x", ")", "--", "AT", "&", "T", "ok", ".", "\""};
+  EXPECT_EQ(got2, want2);
   const auto l = split_lines("a\r\nb\rc\n\nd\xe2\x80\xa8" "e");
   EXPECT_EQ(l.size(), 6u);
   EXPECT_EQ(l[3], "");
@@ -65,6 +70,16 @@ TEST(Utf8, Validation) {
   EXPECT_FALSE(valid_utf8("\xf4\x90\x80\x80"));  // above U+10FFFF
   EXPECT_FALSE(valid_utf8("\xff"));
   EXPECT_EQ(cp_len("a\xc3\xa9\xe2\x82\xac"), 3u);
+  // Fuzz finding (fuzz_clean_input): a truncated sequence at the end made next_cp step past the end
+  // and strip() throw std::out_of_range; now it stops at the end.
+  size_t i = 0;
+  next_cp("\xcd", i);
+  EXPECT_EQ(i, 1u);
+  i = 1;
+  next_cp(std::string_view("a\xf0\x9f"), i);
+  EXPECT_EQ(i, 3u);
+  EXPECT_EQ(strip(" x \xe2"), "x \xe2");
+  EXPECT_EQ(lstrip("\xcd"), "\xcd");
 }
 
 TEST(CompressedIo, PlainRangesGzipAndZstdRoundTrip) {

@@ -168,11 +168,11 @@ bool UnitReader::next_jsonl(InputDoc& doc) {
   while (lines_->next(line, off)) {
     const std::string where = fmt::format("{}:{}", u_.path, off);
     if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (strip(line).empty()) continue;  // blank lines separate nothing in JSONL
-    if (!valid_utf8(line)) {
+    if (!valid_utf8(line)) {  // first: the other helpers assume well-formed UTF-8
       st_.bad_record(where, "invalid_utf8");
       continue;
     }
+    if (strip(line).empty()) continue;  // blank lines separate nothing in JSONL
     ojson rec = ojson::parse(line, nullptr, false);
     if (rec.is_discarded()) {
       st_.bad_record(where, "broken_json");

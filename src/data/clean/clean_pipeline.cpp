@@ -272,7 +272,8 @@ class Pipeline {
                      {"hashes_per_bucket", o_.minhash.hashes_per_bucket}, {"seed", o_.minhash.seed}, {"hash", "xxh64"}}},
         {"fasttext", {{"classifier", o_.classifier}, {"segmenter", o_.classifier_segmenter_name},
                       {"threshold", o_.threshold}, {"score_key", o_.score_key}}},
-        {"zstd_level", o_.zstd_level}};
+        {"zstd_level", o_.zstd_level},
+        {"keep_dropped", o_.keep_dropped}};
   }
 
   void check_config() {
@@ -367,12 +368,29 @@ class Pipeline {
     MCPM_CHECK(out, "{}: cannot create", tmp.string());
     uint32_t written = 0;
     const int rows = o_.minhash.hashes_per_bucket;
-    auto stage = [&](const std::string& name, StageCount& c, const Verdict& v) {
-      (void)name;
+    // datatrove's exclusion writer: with keep_dropped, every dropped document (as it was when the
+    // stage saw it) goes to dropped/filter_<shard>.jsonl.zst with the stage and the reason.
+    std::unique_ptr<ZstdWriter> dropped;
+    if (o_.keep_dropped) {
+      fs::create_directories(root_ / "dropped");
+      dropped = std::make_unique<ZstdWriter>((root_ / "dropped" / ("filter_" + shard_name(t) + ".jsonl.zst")).string(),
+                                             o_.zstd_level);
+    }
+    auto stage = [&](const char* name, StageCount& c, const Verdict& v, const InputDoc& doc, const std::string& text) {
       ++c.in;
-      if (v.keep) ++c.kept;
-      else ++c.dropped[v.reason];
-      return v.keep;
+      if (v.keep) {
+        ++c.kept;
+        return true;
+      }
+      ++c.dropped[v.reason];
+      if (dropped) {
+        ojson rec = doc.record.is_object() ? doc.record : ojson{{"source", doc.where}};
+        rec[o_.text_keys[0]] = text;
+        rec["dropped_by"] = name;
+        rec["drop_reason"] = v.reason;
+        dropped->write(rec.dump(-1, ' ', false, ojson::error_handler_t::replace) + "\n");
+      }
+      return false;
     };
     for (const auto& unit : plan_[size_t(t)]) {
       UnitReader reader(unit, o_.text_keys, o_.split, in);
@@ -384,21 +402,27 @@ class Pipeline {
           norm_changed["line_ends"] += ch.line_ends;
           norm_changed["control_chars"] += ch.controls;
           norm_changed["unicode"] += ch.unicode;
-          if (!stage("normalize", norm, strip(text).empty() ? Verdict::drop("empty_after_normalize") : Verdict::ok()))
+          if (!stage("normalize", norm, strip(text).empty() ? Verdict::drop("empty_after_normalize") : Verdict::ok(),
+                     doc, text))
             continue;
         }
-        if (on("gopher_repetition") && !stage("gopher_repetition", rep, gopher_repetition(text, o_.gopher_rep))) continue;
-        if (on("gopher_quality") && !stage("gopher_quality", qual, gopher_quality(text, o_.gopher_quality))) continue;
+        if (on("gopher_repetition") &&
+            !stage("gopher_repetition", rep, gopher_repetition(text, o_.gopher_rep), doc, text))
+          continue;
+        if (on("gopher_quality") &&
+            !stage("gopher_quality", qual, gopher_quality(text, o_.gopher_quality), doc, text))
+          continue;
         if (on("c4")) {
           const std::string before = text;
-          if (!stage("c4", c4, c4_quality(text, c4_lines, o_.c4))) continue;
+          if (!stage("c4", c4, c4_quality(text, c4_lines, o_.c4), doc, text)) continue;
           c4_changed += text != before;
         }
-        if (on("fineweb") && !stage("fineweb", fw, fineweb_quality(text, o_.fineweb))) continue;
+        if (on("fineweb") && !stage("fineweb", fw, fineweb_quality(text, o_.fineweb), doc, text)) continue;
         double score = -1;
         if (clf) {
           score = clf->score(text);
-          if (!stage("fasttext", ft, score >= o_.threshold ? Verdict::ok() : Verdict::drop("below_threshold"))) continue;
+          if (!stage("fasttext", ft, score >= o_.threshold ? Verdict::ok() : Verdict::drop("below_threshold"), doc, text))
+            continue;
         }
         ojson rec;
         if (doc.record.is_object()) {
@@ -425,6 +449,7 @@ class Pipeline {
     }
     out.close();
     MCPM_CHECK(out.good(), "{}: write failed", tmp.string());
+    if (dropped) dropped->close();
     if (on("exact_dedup")) write_sig_file(exact_sig(t).string(), std::move(exact));
     if (on("minhash"))
       for (size_t b = 0; b < bands.size(); ++b) write_sig_file(minhash_sig(int(b), t).string(), std::move(bands[b]));
@@ -518,17 +543,31 @@ class Pipeline {
     StageCount ex, mh;
     uint64_t docs = 0;
     std::string line;
+    std::unique_ptr<ZstdWriter> dropped;
+    if (o_.keep_dropped && dedup_) {
+      fs::create_directories(root_ / "dropped");
+      dropped = std::make_unique<ZstdWriter>((root_ / "dropped" / ("dedup_" + shard_name(t) + ".jsonl.zst")).string(),
+                                             o_.zstd_level);
+    }
+    auto drop = [&](StageCount& c, const char* stage, const char* reason) {
+      ++c.dropped[reason];
+      if (!dropped) return;
+      ojson rec = ojson::parse(line);
+      rec["dropped_by"] = stage;
+      rec["drop_reason"] = reason;
+      dropped->write(rec.dump(-1, ' ', false, ojson::error_handler_t::replace) + "\n");
+    };
     for (uint32_t idx = 0; std::getline(in, line); ++idx) {
       const auto it = rm.find(idx);
       const uint8_t why = it == rm.end() ? 0 : it->second;
       if (on("exact_dedup")) {
         ++ex.in;
-        if (why == 1) { ++ex.dropped["exact_duplicate"]; continue; }
+        if (why == 1) { drop(ex, "exact_dedup", "exact_duplicate"); continue; }
         ++ex.kept;
       }
       if (on("minhash")) {
         ++mh.in;
-        if (why == 2) { ++mh.dropped["minhash_duplicate"]; continue; }
+        if (why == 2) { drop(mh, "minhash", "minhash_duplicate"); continue; }
         ++mh.kept;
       }
       line += '\n';
@@ -537,6 +576,7 @@ class Pipeline {
       fp.check("write", t, docs);
     }
     out.close();
+    if (dropped) dropped->close();
     ojson stages = ojson::object();
     if (on("exact_dedup")) stages["exact_dedup"] = ex.to_json();
     if (on("minhash")) stages["minhash"] = mh.to_json();

@@ -54,6 +54,7 @@ struct CleanOptions {
   double threshold = 0.5;  // keep when score >= threshold
   std::string score_key = "quality_score";
   int zstd_level = 3;
+  bool keep_dropped = false;  // also write every dropped document, with stage and reason, to dropped/
   int rank = -1, world = -1;  // -1: from the launcher's environment, else 0 / 1
   int threads = 1;            // tasks run at once by this process
   double wait_timeout_s = 24 * 3600;

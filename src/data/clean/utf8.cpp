@@ -3,6 +3,8 @@
 
 #include <utf8proc.h>
 
+#include <algorithm>
+
 namespace mcpm::data::clean {
 
 bool valid_utf8(std::string_view s) {
@@ -42,7 +44,13 @@ char32_t next_cp(std::string_view s, size_t& i) {
   int len = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : 4;
   char32_t cp = c & (len == 2 ? 0x1F : len == 3 ? 0x0F : 0x07);
   for (int k = 1; k < len && i + k < s.size(); ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
-  i += len;
+  // Never past the end: a truncated sequence is U+FFFD (fuzz_clean_input: strip() of a line ending
+  // in a lead byte ran substr past the end and threw std::out_of_range).
+  if (i + size_t(len) > s.size()) {
+    i = s.size();
+    return 0xFFFD;
+  }
+  i += size_t(len);
   return cp;
 }
 

@@ -11,7 +11,8 @@ namespace mcpm::data::clean {
 bool valid_utf8(std::string_view s);
 // Number of code points of well-formed UTF-8 (Python's len(str)).
 size_t cp_len(std::string_view s);
-// Decodes the code point at s[i] (well-formed input) and advances i.
+// Decodes the code point at s[i] and advances i (meaningful for well-formed input; on malformed
+// input it still advances by at least one byte and never past s.size()).
 char32_t next_cp(std::string_view s, size_t& i);
 void append_utf8(std::string& out, char32_t c);
 bool is_alpha(char32_t c);   // Python str.isalpha: categories Lu Ll Lt Lm Lo

@@ -1,9 +1,11 @@
 // Word and sentence segmentation for the quality filters. datatrove uses NLTK for English
 // (word_tokenize = punkt sentences + the Treebank word tokenizer; span_tokenize = punkt sentences);
 // these are C++ approximations of both, documented in docs/data-cleaning.md:
-//   words: whitespace split (Python str.split), then opening quotes/brackets peeled off the front,
-//          closing quotes/brackets and , ; : ? ! . off the back ("..." stays one token), and the
-//          English contractions n't 's 're 've 'll 'd 'm split off, as Treebank does;
+//   words: whitespace split (Python str.split), then Treebank's punctuation rules: opening and
+//          closing quotes peeled off; ; @ # $ % & ? ! and brackets split off anywhere; "..." and
+//          "--" tokens; , and : split unless a digit follows; a sentence-final period split unless
+//          the word has another period or is an abbreviation / initial (punkt's job in NLTK); the
+//          contractions n't 's 're 've 'll 'd 'm split off;
 //   sentences: a sentence ends at a run of . ? ! (with closing quotes/brackets) followed by space
 //          and more text, except after a one-letter word or a common abbreviation (Mr. Dr. e.g. ...).
 #pragma once
