@@ -5,6 +5,7 @@
 //                     the read baseline (weights rotate through >= 1 GiB of copies, so they come
 //                     from DRAM as in a real decode step, not from the large L3)
 //   GemvSmallT        T = 2..8 tokens: GEMV vs the batched paths (speculative verify sizes)
+//   GemvRowInvariant  T = 1..32 row-invariant GEMV (tree verification / server batches), bf16 + f32
 //   Gemm              prefill matmuls at T = 512 per path: GFLOP/s
 //   AttentionDecode   one layer, one token, 0.5B head layout, context 512 / 4K / 32K: GB/s of KV bytes
 //   AttentionPrefill  one layer, 512 tokens: GFLOP/s
@@ -173,6 +174,26 @@ void BM_GemvSmallT(benchmark::State& state, cpu::MatmulPath path) {
   state.SetLabel(cpu::matmul_path_name(c, DType::BF16, T));
 }
 
+// ---- row-invariant GEMV (speculative verification, server batches) ------------------------------
+// T token rows through the Gemv path (every row = its one-row result bit for bit); reports GB/s of
+// weight bytes (one read per call is the floor) and ms per call.
+void BM_GemvRowInvariant(benchmark::State& state, GemvShape s, DType dt) {
+  const int64_t T = state.range(0);
+  RotatingWeights w(s.N, s.K, dt);
+  std::vector<float> x(size_t(T * s.K)), y(size_t(T * s.N));
+  mcpm::Rng rng(3);
+  for (auto& v : x) v = rng.uniform() - 0.5f;
+  cpu::Context c = ctx();
+  c.row_invariant = true;
+  size_t i = 0;
+  for (auto _ : state) {
+    cpu::matmul(c, x.data(), T, w.mats[i++ % w.mats.size()], y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["GB/s"] = benchmark::Counter(double(w.bytes_each), benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(cpu::matmul_path_name(c, dt, T));
+}
+
 // ---- GEMM at T = 512 ------------------------------------------------------------------------------
 void BM_Gemm(benchmark::State& state, GemvShape s, DType dt, cpu::MatmulPath path) {
   const int64_t T = 512;
@@ -262,6 +283,14 @@ void register_all() {
         ->Arg(1)->Arg(2)->Arg(3)->Arg(4)->Arg(5)->Arg(6)->Arg(8)->Arg(16)
         ->Unit(benchmark::kMicrosecond)
         ->UseRealTime();
+  for (const GemvShape& s : {kGemvShapes[2], kGemvShapes[3]})
+    for (DType dt : {DType::BF16, DType::F32})
+      benchmark::RegisterBenchmark(
+          (std::string("GemvRowInvariant/") + s.name + "/" + std::string(mcpm::dtype_name(dt))).c_str(),
+          BM_GemvRowInvariant, s, dt)
+          ->Arg(1)->Arg(2)->Arg(4)->Arg(8)->Arg(16)->Arg(32)
+          ->Unit(benchmark::kMicrosecond)
+          ->UseRealTime();
   const GemvShape gemm_shapes[] = {{"0.5B_q_o_1024x1024", 1024, 1024},
                                    {"0.5B_kv_128x1024", 128, 1024},
                                    {"0.5B_gate_up_4096x1024", 4096, 1024},
