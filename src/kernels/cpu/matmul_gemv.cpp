@@ -316,11 +316,16 @@ void GemvPass(const PassInput& in, const Matrix& W, float* y, float alpha, float
   constexpr int kR = RowsPerBlock<kT>();
   const int64_t N = W.rows;
   float dots[kR * kT];
+  // kT > 1: through a [n - n0][kT] buffer, as in GemvPassWide (kT x kR lines in one L1 set else).
+  float* buf = kT > 1 ? static_cast<float*>(thread_scratch(ScratchSlot::GemvUp, size_t((n1 - n0) * kT) * sizeof(float) + 1))
+                      : nullptr;
   auto emit = [&](int64_t n, int r) {
-    for (int t = 0; t < kT; ++t) {
-      float& o = y[t * N + n];
-      o = alpha * dots[r * kT + t] + (beta != 0.0f ? beta * o : 0.0f);
+    if (kT > 1) {
+      for (int t = 0; t < kT; ++t) buf[(n - n0) * kT + t] = dots[r * kT + t];
+      return;
     }
+    float& o = y[n];
+    o = alpha * dots[r] + (beta != 0.0f ? beta * o : 0.0f);
   };
   ForStripedBlocks<kR>(
       n0, n1,
@@ -335,6 +340,12 @@ void GemvPass(const PassInput& in, const Matrix& W, float* y, float alpha, float
         DotRows<1, kT>(W.dtype, &row, in, dots);
         emit(n, 0);
       });
+  if (kT > 1)
+    for (int t = 0; t < kT; ++t)
+      for (int64_t n = n0; n < n1; ++n) {
+        float& o = y[t * N + n];
+        o = alpha * buf[(n - n0) * kT + t] + (beta != 0.0f ? beta * o : 0.0f);
+      }
 }
 
 // Rows [n0, n1) of y for all T tokens, kMaxTokensPerPass tokens per pass over the weights.
@@ -361,15 +372,22 @@ void GemvRows(const float* x, int64_t T, const Matrix& W, float* y, float alpha,
 // like GemvPass); writes the gate values to out and the up values to up [kT, f1 - f0]; SiLU(g) * u
 // is applied afterwards.
 template <int kT>
-void GateUpPass(const PassInput& in, const Matrix& Wg, const Matrix& Wu, float* out, float* up, int64_t f0,
-                int64_t f1) {
+// wide (kT > 1): 2 * nf * kT floats of scratch; the values go through [f - f0][kT] buffers there
+// and are written token by token at the end, as in GemvPassWide.
+void GateUpPass(const PassInput& in, const Matrix& Wg, const Matrix& Wu, float* out, float* up, float* wide,
+                int64_t f0, int64_t f1) {
   constexpr int kR = RowsPerBlock<kT>(), kF = kR / 2;
   const int64_t F = Wg.rows, nf = f1 - f0;
   float dots[kR * kT];
   auto emit = [&](int64_t f, int i, int nfeat) {
     for (int t = 0; t < kT; ++t) {
-      out[t * F + f] = dots[i * kT + t];
-      up[t * nf + (f - f0)] = dots[(nfeat + i) * kT + t];
+      if (kT > 1) {
+        wide[(f - f0) * kT + t] = dots[i * kT + t];
+        wide[(nf + f - f0) * kT + t] = dots[(nfeat + i) * kT + t];
+      } else {
+        out[t * F + f] = dots[i * kT + t];
+        up[t * nf + (f - f0)] = dots[(nfeat + i) * kT + t];
+      }
     }
   };
   ForStripedBlocks<kF>(
@@ -385,6 +403,12 @@ void GateUpPass(const PassInput& in, const Matrix& Wg, const Matrix& Wu, float* 
         DotRows<2, kT>(Wg.dtype, rows, in, dots);
         emit(f, 0, 1);
       });
+  if (kT > 1)
+    for (int t = 0; t < kT; ++t)
+      for (int64_t i = 0; i < nf; ++i) {
+        out[t * F + f0 + i] = wide[i * kT + t];
+        up[t * nf + i] = wide[(nf + i) * kT + t];
+      }
 }
 
 // GateUpPass for a wide pass of nt tokens: kWideRows / 2 features (gate and up rows) per block,
@@ -428,17 +452,17 @@ void GateUpRows(const float* x, int64_t T, const Matrix& Wg, const Matrix& Wu, f
     const PassInput in = PreparePass(Wg, x + t0 * K, nt);
     // up [nt, nf]; wide passes: then their [nf, nt] gate and up buffers
     const size_t up_floats = round_up(size_t(nt * nf), kCacheLine / sizeof(float));
-    const size_t floats = up_floats + (nt > kNarrowTokens ? 2 * size_t(nt * nf) : 0);
+    const size_t floats = up_floats + (nt > 1 ? 2 * size_t(nt * nf) : 0);
     float* up = static_cast<float*>(thread_scratch(ScratchSlot::GemvUp, floats * sizeof(float) + 1));
     float* ot = out + t0 * F;
     if (nt > kNarrowTokens) {
       GateUpPassWide(in, nt, Wg, Wu, ot, up, up + up_floats, f0, f1);
     } else {
       switch (nt) {
-        case 1: GateUpPass<1>(in, Wg, Wu, ot, up, f0, f1); break;
-        case 2: GateUpPass<2>(in, Wg, Wu, ot, up, f0, f1); break;
-        case 3: GateUpPass<3>(in, Wg, Wu, ot, up, f0, f1); break;
-        default: GateUpPass<4>(in, Wg, Wu, ot, up, f0, f1); break;
+        case 1: GateUpPass<1>(in, Wg, Wu, ot, up, up + up_floats, f0, f1); break;
+        case 2: GateUpPass<2>(in, Wg, Wu, ot, up, up + up_floats, f0, f1); break;
+        case 3: GateUpPass<3>(in, Wg, Wu, ot, up, up + up_floats, f0, f1); break;
+        default: GateUpPass<4>(in, Wg, Wu, ot, up, up + up_floats, f0, f1); break;
       }
     }
     for (int64_t t = 0; t < nt; ++t) SiluMulArray(d, ot + t * F + f0, up + t * nf, size_t(nf), ot + t * F + f0);

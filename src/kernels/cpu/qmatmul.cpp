@@ -153,12 +153,11 @@ void qmatmul(const Context& ctx, const float* x, int64_t T, const Matrix& W, flo
   }
   ctx.pool->parallel_for(N, [&](int64_t n0, int64_t n1) {
     int64_t n = n0;
-    if (dot_rows) {
-      float* o = static_cast<float*>(thread_scratch(ScratchSlot::GemvUp, size_t(T) * sizeof(float) + 64));
-      for (; n < n1; ++n) {
-        dot_rows(W, n, acts.data(), int(T), o);
-        for (int64_t t = 0; t < T; ++t) scale_out(y[t * N + n], o[t], alpha, beta);
-      }
+    if (dot_rows) {  // results [n - n0][T] first, then y token by token (y's rows often alias in L1)
+      float* o = static_cast<float*>(thread_scratch(ScratchSlot::GemvUp, size_t((n1 - n0) * T) * sizeof(float) + 64));
+      for (; n < n1; ++n) dot_rows(W, n, acts.data(), int(T), o + (n - n0) * T);
+      for (int64_t t = 0; t < T; ++t)
+        for (n = n0; n < n1; ++n) scale_out(y[t * N + n], o[(n - n0) * T + t], alpha, beta);
       return;
     }
     if (dot4)
