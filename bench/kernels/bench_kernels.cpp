@@ -5,6 +5,8 @@
 //                     the read baseline (weights rotate through >= 1 GiB of copies, so they come
 //                     from DRAM as in a real decode step, not from the large L3)
 //   GemvSmallT        T = 2..8 tokens: GEMV vs the batched paths (speculative verify sizes)
+//   GemvRowInvariant  T = 1..32 row-invariant GEMV (tree verification / server batches), bf16 + f32
+//   QGemvRowInvariant the same for q8 / q4 / t2 weights (integer kernels of the best ISA)
 //   Gemm              prefill matmuls at T = 512 per path: GFLOP/s
 //   AttentionDecode   one layer, one token, 0.5B head layout, context 512 / 4K / 32K: GB/s of KV bytes
 //   AttentionPrefill  one layer, 512 tokens: GFLOP/s
@@ -27,12 +29,18 @@
 #include "core/thread_pool.h"
 #include "core/timer.h"
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/weight_types.h"
 #include "read_bandwidth.h"
 
 namespace {
 
 using mcpm::DType;
 using mcpm::Matrix;
+using mcpm::WType;
+using mcpm::WeightTypeInfo;
+using mcpm::weight_type_info;
+using mcpm::isa_name;
+using mcpm::best_isa;
 namespace cpu = mcpm::cpu;
 
 constexpr size_t kRotateBytes = size_t(1) << 30;  // weights cycled per benchmark: beyond any cache
@@ -173,6 +181,66 @@ void BM_GemvSmallT(benchmark::State& state, cpu::MatmulPath path) {
   state.SetLabel(cpu::matmul_path_name(c, DType::BF16, T));
 }
 
+// ---- row-invariant GEMV (speculative verification, server batches) ------------------------------
+// T token rows through the Gemv path (every row = its one-row result bit for bit); reports GB/s of
+// weight bytes (one read per call is the floor) and ms per call.
+void BM_GemvRowInvariant(benchmark::State& state, GemvShape s, DType dt) {
+  const int64_t T = state.range(0);
+  RotatingWeights w(s.N, s.K, dt);
+  std::vector<float> x(size_t(T * s.K)), y(size_t(T * s.N));
+  mcpm::Rng rng(3);
+  for (auto& v : x) v = rng.uniform() - 0.5f;
+  cpu::Context c = ctx();
+  c.row_invariant = true;
+  size_t i = 0;
+  for (auto _ : state) {
+    cpu::matmul(c, x.data(), T, w.mats[i++ % w.mats.size()], y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["GB/s"] = benchmark::Counter(double(w.bytes_each), benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(cpu::matmul_path_name(c, dt, T));
+}
+
+// The same for a quantized type (random codes, per-row-group scales 32 columns wide), copies
+// rotating through more than the L3: weights come from DRAM as in decode.
+void BM_QGemvRowInvariant(benchmark::State& state, GemvShape s, WType type) {
+  const int64_t T = state.range(0), group = 128;
+  const WeightTypeInfo& info = weight_type_info(type);
+  const size_t rb = info.row_bytes(s.K), codes_bytes = size_t(s.N) * rb;
+  const size_t copies = std::max<size_t>(2, (size_t(96) << 20) / codes_bytes);
+  std::vector<uint8_t> packed(codes_bytes * copies);
+  std::vector<float> scales(size_t(s.N * (s.K / group)), 0.01f);
+  mcpm::Rng rng(4);
+  std::vector<uint8_t> codes(static_cast<size_t>(s.K));
+  const int range = type == WType::T2 ? 3 : 1 << info.bits;
+  for (int64_t n = 0; n < s.N; ++n) {
+    for (auto& c : codes) c = uint8_t(rng.next_u64() % uint64_t(range));
+    info.pack_codes(codes.data(), s.K, packed.data() + size_t(n) * rb);
+  }
+  for (size_t c = 1; c < copies; ++c) std::memcpy(packed.data() + c * codes_bytes, packed.data(), codes_bytes);
+  std::vector<Matrix> mats(copies);
+  for (size_t c = 0; c < copies; ++c) {
+    Matrix& m = mats[c];
+    m.type = type;
+    m.data = packed.data() + c * codes_bytes;
+    m.rows = s.N;
+    m.cols = s.K;
+    m.group = group;
+    m.scales = scales.data();
+  }
+  std::vector<float> x(size_t(T * s.K)), y(size_t(T * s.N));
+  for (auto& v : x) v = rng.uniform() - 0.5f;
+  cpu::Context c = ctx();
+  c.row_invariant = true;
+  size_t i = 0;
+  for (auto _ : state) {
+    cpu::matmul(c, x.data(), T, mats[i++ % copies], y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["GB/s"] = benchmark::Counter(double(codes_bytes), benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(isa_name(best_isa()));
+}
+
 // ---- GEMM at T = 512 ------------------------------------------------------------------------------
 void BM_Gemm(benchmark::State& state, GemvShape s, DType dt, cpu::MatmulPath path) {
   const int64_t T = 512;
@@ -260,6 +328,29 @@ void register_all() {
                             std::pair{"hwy-f32", cpu::MatmulPath::HwyF32}})
     benchmark::RegisterBenchmark((std::string("GemvSmallT/4096x1024/") + name).c_str(), BM_GemvSmallT, path)
         ->Arg(1)->Arg(2)->Arg(3)->Arg(4)->Arg(5)->Arg(6)->Arg(8)->Arg(16)
+        ->Unit(benchmark::kMicrosecond)
+        ->UseRealTime();
+  const GemvShape tiny_shapes[] = {{"tiny_q_256x256", 256, 256}, {"tiny_down_256x640", 256, 640},
+                                   {"tiny_head_4096x256", 4096, 256}, {"tiny_head_4000x256", 4000, 256}};
+  for (const GemvShape& s : tiny_shapes)
+    benchmark::RegisterBenchmark((std::string("GemvRowInvariant/") + s.name + "/bf16").c_str(), BM_GemvRowInvariant, s,
+                                 DType::BF16)
+        ->Arg(1)->Arg(4)->Arg(6)->Arg(8)->Arg(16)
+        ->Unit(benchmark::kMicrosecond)
+        ->UseRealTime();
+  for (const GemvShape& s : {kGemvShapes[2], kGemvShapes[3]})
+    for (DType dt : {DType::BF16, DType::F32})
+      benchmark::RegisterBenchmark(
+          (std::string("GemvRowInvariant/") + s.name + "/" + std::string(mcpm::dtype_name(dt))).c_str(),
+          BM_GemvRowInvariant, s, dt)
+          ->Arg(1)->Arg(2)->Arg(4)->Arg(8)->Arg(16)->Arg(32)
+          ->Unit(benchmark::kMicrosecond)
+          ->UseRealTime();
+  for (WType type : {WType::Q8, WType::Q4, WType::T2})
+    benchmark::RegisterBenchmark(
+        (std::string("QGemvRowInvariant/") + kGemvShapes[2].name + "/" + weight_type_info(type).name).c_str(),
+        BM_QGemvRowInvariant, kGemvShapes[2], type)
+        ->Arg(1)->Arg(2)->Arg(4)->Arg(8)->Arg(16)->Arg(32)
         ->Unit(benchmark::kMicrosecond)
         ->UseRealTime();
   const GemvShape gemm_shapes[] = {{"0.5B_q_o_1024x1024", 1024, 1024},

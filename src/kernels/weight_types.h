@@ -43,6 +43,11 @@ using QDotFn = float (*)(const Matrix& W, int64_t n, const QuantAct& a);
 // The same for rows n0 .. n0+3 at once (out[4]); activation loads shared by the four rows.
 using QDot4Fn = void (*)(const Matrix& W, int64_t n0, const QuantAct& a, float* out);
 
+// Stored row n of W against nt activation rows a[0 .. nt) (out[nt]): each out[t] bit for bit what
+// the type's one-row QDotFn of the same ISA gives for a[t] alone; the row's weights are unpacked
+// once per group of tokens (row-invariant batches: tree verification, server steps).
+using QDotRowsFn = void (*)(const Matrix& W, int64_t n, const QuantAct* a, int nt, float* out);
+
 struct WeightTypeInfo {
   const char* name;    // "f32", "bf16", "f16", "q8", "q4", "t2"
   WType type;
@@ -61,6 +66,8 @@ struct WeightTypeInfo {
   QDotFn dot[size_t(Isa::Count)];
   // Four-row kernels per ISA (null: the ISA has only the one-row kernel).
   QDot4Fn dot4[size_t(Isa::Count)];
+  // Multi-token kernels per ISA (null: qmatmul calls the one-row kernel per token instead).
+  QDotRowsFn dot_rows[size_t(Isa::Count)];
 };
 
 // The entry of a matrix's type (dense: by its dtype).

@@ -22,6 +22,16 @@ struct TestMatrix {
   float at(int64_t r, int64_t c) const { return f32[size_t(r * m.cols + c)]; }
 };
 
+// A random quantized matrix [N, K] (codes uniform over the type's range; t2 only 0..2), with mins
+// (asym) and a column permutation when asked.
+struct QMatrix {
+  std::vector<uint8_t> packed;
+  std::vector<float> scales, mins;
+  std::vector<int32_t> perm;
+  Matrix m;
+  QMatrix(WType type, int64_t N, int64_t K, int64_t group, bool asym, bool permuted, uint64_t seed);
+};
+
 // Highway targets to run (all compiled-in targets this CPU supports); calls fn once per target with
 // the kernels forced to it, then restores the best target.
 void for_each_hwy_target(const std::function<void(const std::string& target)>& fn);

@@ -27,45 +27,6 @@ namespace {
 
 const WType kQuantTypes[] = {WType::Q8, WType::Q4, WType::T2};
 
-// A random quantized matrix [N, K] (codes uniform over the type's range; t2 only 0..2).
-struct QMatrix {
-  std::vector<uint8_t> packed;
-  std::vector<float> scales, mins;
-  std::vector<int32_t> perm;
-  Matrix m;
-  QMatrix(WType type, int64_t N, int64_t K, int64_t group, bool asym, bool permuted, uint64_t seed) {
-    const WeightTypeInfo& info = weight_type_info(type);
-    Rng rng(seed);
-    const size_t rb = info.row_bytes(K);
-    packed.resize(size_t(N) * rb);
-    std::vector<uint8_t> codes(static_cast<size_t>(K));
-    const int range = type == WType::T2 ? 3 : 1 << info.bits;
-    for (int64_t n = 0; n < N; ++n) {
-      for (auto& c : codes) c = uint8_t(rng.next_u64() % uint64_t(range));
-      info.pack_codes(codes.data(), K, packed.data() + size_t(n) * rb);
-    }
-    scales.resize(size_t(N * (K / group)));
-    for (auto& s : scales) s = 0.01f + rng.uniform() * 0.05f;
-    if (asym) {
-      mins.resize(scales.size());
-      for (auto& v : mins) v = rng.symmetric(0.2f);
-    }
-    if (permuted) {
-      perm.resize(size_t(K));
-      std::iota(perm.begin(), perm.end(), 0);
-      for (int64_t i = K - 1; i > 0; --i) std::swap(perm[size_t(i)], perm[rng.next_u64() % uint64_t(i + 1)]);
-    }
-    m.type = type;
-    m.data = packed.data();
-    m.rows = N;
-    m.cols = K;
-    m.group = group;
-    m.scales = scales.data();
-    m.mins = asym ? mins.data() : nullptr;
-    m.perm = permuted ? perm.data() : nullptr;
-  }
-};
-
 std::vector<float> random_vec(size_t n, uint64_t seed, float std = 1.0f) {
   Rng rng(seed);
   std::vector<float> v(n);

@@ -16,7 +16,7 @@ namespace mcpm::cpu {
 // once for all T rows), then Amx > Avx512Bf16 (bf16 weights with bf16_activations) > HwyF32.
 enum class MatmulPath : uint8_t {
   Auto,
-  Gemv,        // fp32 activations, weights streamed once per (up to 8)-token block; any T
+  Gemv,        // fp32 activations, weights streamed once per (up to 32)-token pass; any T; rows independent of T
   Amx,         // AMX-BF16 tiles, activations rounded to bf16 (bf16 weights only)
   Avx512Bf16,  // vdpbf16ps micro-kernel, activations rounded to bf16 (bf16 weights only)
   HwyF32,      // register-blocked fp32 GEMM (Highway), weights converted to f32 per panel

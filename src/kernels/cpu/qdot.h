@@ -24,20 +24,29 @@ namespace mcpm::cpu {
   void qdot_q8x4_##isa(const Matrix& W, int64_t n0, const QuantAct& a, float* out); \
   void qdot_q4x4_##isa(const Matrix& W, int64_t n0, const QuantAct& a, float* out); \
   void qdot_t2x4_##isa(const Matrix& W, int64_t n0, const QuantAct& a, float* out);
+// Multi-token variants (x86): row n against nt activation rows into out[nt], each out[t] bit for
+// bit the one-row kernel's value (QDotRowsFn).
+#define MCPM_QDOTROWS_DECL(isa)                                                              \
+  void qdot_q8_rows_##isa(const Matrix& W, int64_t n, const QuantAct* a, int nt, float* out); \
+  void qdot_q4_rows_##isa(const Matrix& W, int64_t n, const QuantAct* a, int nt, float* out); \
+  void qdot_t2_rows_##isa(const Matrix& W, int64_t n, const QuantAct* a, int nt, float* out);
 MCPM_QDOT_DECL(scalar)
 #if MCPM_HAVE_X86_QDOT
 MCPM_QDOT_DECL(avx2)
 MCPM_QDOT4_DECL(avx2)
+MCPM_QDOTROWS_DECL(avx2)
 #endif
 #if MCPM_HAVE_X86_VNNI
 MCPM_QDOT_DECL(vnni)
 MCPM_QDOT4_DECL(vnni)
+MCPM_QDOTROWS_DECL(vnni)
 #endif
 #if defined(__aarch64__) && defined(__ARM_NEON)
 MCPM_QDOT_DECL(neon)
 #endif
 #undef MCPM_QDOT_DECL
 #undef MCPM_QDOT4_DECL
+#undef MCPM_QDOTROWS_DECL
 
 // sum_g o_g * gsum_g of stored row n (o_g = m_g, or -bias * s_g without mins).
 inline float qdot_offset_term(const Matrix& W, int64_t n, const QuantAct& a, int bias) {

@@ -3,7 +3,8 @@
 //            f32 in exact mode) and run through the dense GEMM (AMX / AVX512-BF16 / Highway);
 //   otherwise (decode, row-invariant batches, ctx.force_isa set):
 //   default: activations quantized to int8 once per token row (ref::quantize_act), then the
-//            table's integer dot kernel of the best ISA (or ctx.force_isa) per (row, token); a
+//            table's integer dot kernel of the best ISA (or ctx.force_isa) per (row, token) (T > 1:
+//            its multi-token form, weights unpacked once per group of tokens, same values); a
 //            thread's rows are visited row by row with every token inside, so a weight row is read
 //            from memory once per call (decode: memory-bound stream; prefill: row kept in L1).
 //   exact (ctx.bf16_activations == false, `--exact`): fp32 activations against the dequantized
@@ -12,6 +13,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "core/error.h"
 #include "kernels/cpu/cpu_ops.h"
@@ -141,8 +143,23 @@ void qmatmul(const Context& ctx, const float* x, int64_t T, const Matrix& W, flo
     return v && *v && std::strcmp(v, "0") != 0;
   }();
   const QDot4Fn dot4 = four_rows ? weight_type_info(W).dot4[size_t(isa)] : nullptr;
+  // T > 1: the multi-token kernel unpacks each weight block once for a group of tokens; its values
+  // are the one-row kernel's bit for bit, so rows stay independent of T (row-invariant batches).
+  const QDotRowsFn dot_rows = T > 1 && !dot4 ? weight_type_info(W).dot_rows[size_t(isa)] : nullptr;
+  std::vector<QuantAct> acts;
+  if (dot_rows) {
+    acts.resize(size_t(T));
+    for (int64_t t = 0; t < T; ++t) acts[size_t(t)] = QuantAct{q + t * K, d + t * nb, gs + t * ng};
+  }
   ctx.pool->parallel_for(N, [&](int64_t n0, int64_t n1) {
     int64_t n = n0;
+    if (dot_rows) {  // results [n - n0][T] first, then y token by token (y's rows often alias in L1)
+      float* o = static_cast<float*>(thread_scratch(ScratchSlot::GemvUp, size_t((n1 - n0) * T) * sizeof(float) + 64));
+      for (; n < n1; ++n) dot_rows(W, n, acts.data(), int(T), o + (n - n0) * T);
+      for (int64_t t = 0; t < T; ++t)
+        for (n = n0; n < n1; ++n) scale_out(y[t * N + n], o[(n - n0) * T + t], alpha, beta);
+      return;
+    }
     if (dot4)
       for (; n + 4 <= n1; n += 4)
         for (int64_t t = 0; t < T; ++t) {
