@@ -309,6 +309,45 @@ std::vector<TaskResult> run_eval(Model& model, const Tokenizer& tok, const EvalO
   return results;
 }
 
+std::vector<double> doc_values(const TaskResult& r, const std::string& metric) {
+  MCPM_CHECK(int64_t(r.docs.size()) == r.n_docs, "eval: {}: per-document records were not kept (EvalOptions::keep_docs)", r.task);
+  std::vector<double> v;
+  v.reserve(r.docs.size());
+  for (const DocRecord& d : r.docs) {
+    if (metric == "acc") v.push_back(d.pred == d.gold ? 1.0 : 0.0);
+    else if (metric == "acc_norm") v.push_back(d.pred_norm == d.gold ? 1.0 : 0.0);
+    else if (metric == "gold_nll") v.push_back(-d.gold_loglik);
+    else if (metric == "gold_nll_per_token") v.push_back(d.gold_tokens ? -d.gold_loglik / double(d.gold_tokens) : 0.0);
+    else if (metric == "exact_match,strict-match") v.push_back(d.strict_ok ? 1.0 : 0.0);
+    else if (metric == "exact_match,flexible-extract") v.push_back(d.flexible_ok ? 1.0 : 0.0);
+    else fail("eval: unknown per-document metric '{}' (acc, acc_norm, gold_nll, gold_nll_per_token, exact_match,strict-match, exact_match,flexible-extract)", metric);
+  }
+  return v;
+}
+
+PairedDiff paired_difference(const TaskResult& base, const TaskResult& other, const std::string& metric) {
+  MCPM_CHECK(base.task == other.task && base.docs.size() == other.docs.size(),
+             "eval: cannot pair {} ({} docs) with {} ({} docs)", base.task, base.docs.size(), other.task, other.docs.size());
+  for (size_t i = 0; i < base.docs.size(); ++i)
+    MCPM_CHECK(base.docs[i].where == other.docs[i].where && base.docs[i].gold == other.docs[i].gold,
+               "eval: {}: document {} differs between the runs ({} vs {})", base.task, i, base.docs[i].where,
+               other.docs[i].where);
+  const std::vector<double> a = doc_values(base, metric), b = doc_values(other, metric);
+  std::vector<double> d(a.size());
+  for (size_t i = 0; i < a.size(); ++i) d[i] = b[i] - a[i];
+  PairedDiff p;
+  p.metric = metric;
+  p.n = int64_t(d.size());
+  p.base = mean_metric(metric, a).value;
+  p.other = mean_metric(metric, b).value;
+  const MetricValue m = mean_metric(metric, d);
+  p.diff = m.value;
+  p.stderr_ = m.stderr_;
+  if (std::isfinite(p.stderr_) && p.stderr_ > 0) p.sigmas = p.diff / p.stderr_;
+  else if (std::isfinite(p.stderr_)) p.sigmas = p.diff == 0 ? 0.0 : (p.diff > 0 ? INFINITY : -INFINITY);
+  return p;
+}
+
 namespace {
 json num(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
 }  // namespace
