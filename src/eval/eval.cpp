@@ -13,6 +13,7 @@
 #include "eval/loglik.h"
 #include "eval/text.h"
 #include "runtime/generator.h"
+#include "runtime/scheduler.h"
 
 namespace mcpm::eval {
 
@@ -171,6 +172,62 @@ void summarize_multiple_choice(TaskResult& r, TaskKind kind, const std::vector<D
 }
 
 
+namespace {
+
+// GSM8K generation for every prompt at once on the continuous-batching Scheduler (runtime/
+// scheduler.h: one Batch per tick over all slots, row-invariant, so each answer is what greedy
+// decoding of that prompt alone gives), then lm-eval's filters.
+void generate_all(Model& model, const Tokenizer& tok, const EvalOptions& o, const std::vector<std::vector<int32_t>>& prompts,
+                  std::vector<DocRecord>& recs, const std::vector<const Doc*>& docs, ProgressBar& bar,
+                  int64_t& tokens_generated, std::vector<double>& strict_ok, std::vector<double>& flex_ok,
+                  ChoiceScorer& scorer) {
+  scorer.invalidate();
+  SchedulerOptions so;
+  so.max_queue = int64_t(prompts.size()) + 1;
+  so.row_invariant = true;  // each answer independent of what runs beside it
+  Scheduler sched(model, tok, so);
+  std::vector<std::string> stops = {"Question:", "</s>", "<|im_end|>"};
+  if (tok.eos_id() >= 0) {
+    const std::string eos = tok.decode({tok.eos_id()}, false);
+    if (!eos.empty() && std::find(stops.begin(), stops.end(), eos) == stops.end()) stops.push_back(eos);
+  }
+  std::vector<char> done(prompts.size(), 0);
+  std::vector<std::string> errors(prompts.size());
+  size_t n_done = 0;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    RequestOptions ro;
+    ro.prompt = prompts[i];
+    ro.max_tokens = o.max_gen_tokens;
+    ro.sampling.temperature = 0.0f;
+    ro.stop = stops;
+    sched.submit(std::move(ro), [&, i](RequestUpdate&& u) {
+      recs[i].response += u.text;
+      tokens_generated += int64_t(u.tokens.size());
+      if (u.done) done[i] = 1, errors[i] = u.error, ++n_done;
+    });
+  }
+  while (n_done < prompts.size()) {
+    if (!sched.step()) break;
+    bar.update(uint64_t(prompts.size() + n_done) / 2);
+  }
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    MCPM_CHECK(done[i] && errors[i].empty(), "eval: gsm8k generation for {} failed: {}", docs[i]->where,
+               errors[i].empty() ? "not finished" : errors[i]);
+    DocRecord& rec = recs[i];
+    for (const std::string& stop : stops)  // lm-eval cuts at the first stop string as well
+      if (const size_t k = rec.response.find(stop); k != std::string::npos) rec.response.resize(k);
+    rec.strict = gsm8k_strict(rec.response);
+    rec.flexible = gsm8k_flexible(rec.response);
+    rec.strict_ok = gsm8k_exact_match(rec.strict, docs[i]->answer);
+    rec.flexible_ok = gsm8k_exact_match(rec.flexible, docs[i]->answer);
+    strict_ok.push_back(rec.strict_ok);
+    flex_ok.push_back(rec.flexible_ok);
+  }
+  scorer.invalidate();
+}
+
+}  // namespace
+
 std::vector<TaskResult> run_eval(Model& model, const Tokenizer& tok, const EvalOptions& o) {
   MCPM_CHECK(!o.tasks.empty(), "eval: no task given (known: arc_easy, arc_challenge, piqa, hellaswag, mmlu, mmlu_continuation, gsm8k)");
   const bool add_bos = o.add_bos.value_or(tok.adds_bos());
@@ -196,8 +253,8 @@ std::vector<TaskResult> run_eval(Model& model, const Tokenizer& tok, const EvalO
     ProgressBar bar(name, uint64_t(docs.size()), "docs", o.progress);
     std::vector<DocRecord> recs;
     recs.reserve(docs.size());
-    std::unique_ptr<Generator> gen;
-    if (t.info->generative && o.generate) gen = std::make_unique<Generator>(model, &tok);
+    const bool gen = t.info->generative && o.generate;
+    std::vector<std::vector<int32_t>> prompts;  // gsm8k: generation prompts, run after the gold losses
     std::vector<double> strict_ok, flex_ok;
     // Multiple choice: documents go to the scorer in chunks (it batches n_seq / (1 + choices) of
     // them per forward pass); prompts and few-shot draws are made in document order.
@@ -250,37 +307,16 @@ std::vector<TaskResult> run_eval(Model& model, const Tokenizer& tok, const EvalO
         rec.is_greedy = {s[0].is_greedy};
         rec.n_tokens = {s[0].n_tokens};
         if (gen) {
-          scorer.invalidate();
-          gen->reset();
           std::vector<int32_t> prompt = tok.encode(ctx, add_bos);
           const int64_t max_ctx = std::max<int64_t>(1, model.n_ctx() - o.max_gen_tokens);
           if (int64_t(prompt.size()) > max_ctx) prompt.erase(prompt.begin(), prompt.end() - max_ctx);
-          GenerateOptions go;
-          go.max_tokens = o.max_gen_tokens;
-          go.sampling.temperature = 0.0f;
-          go.stop_strings = {"Question:", "</s>", "<|im_end|>"};
-          if (tok.eos_id() >= 0) {
-            const std::string eos = tok.decode({tok.eos_id()}, false);
-            if (!eos.empty()) go.stop_strings.push_back(eos);
-          }
-          const GenerateResult g = gen->generate(prompt, go);
-          r.tokens_generated += int64_t(g.tokens.size());
-          rec.response = g.text;
-          for (const std::string& stop : go.stop_strings)
-            if (const size_t k = rec.response.find(stop); k != std::string::npos) rec.response.resize(k);
-          rec.strict = gsm8k_strict(rec.response);
-          rec.flexible = gsm8k_flexible(rec.response);
-          rec.strict_ok = gsm8k_exact_match(rec.strict, doc.answer);
-          rec.flexible_ok = gsm8k_exact_match(rec.flexible, doc.answer);
-          strict_ok.push_back(rec.strict_ok);
-          flex_ok.push_back(rec.flexible_ok);
-          gen->reset();
-          scorer.invalidate();
+          prompts.push_back(std::move(prompt));
         }
       }
       recs.push_back(std::move(rec));
-      bar.update(uint64_t(i + 1));
+      bar.update(uint64_t(i + 1) / (gen ? 2 : 1));
     }
+    if (gen) generate_all(model, tok, o, prompts, recs, docs, bar, r.tokens_generated, strict_ok, flex_ok, scorer);
     bar.finish();
     r.n_docs = int64_t(recs.size());
     if (!t.info->generative) {
@@ -307,6 +343,45 @@ std::vector<TaskResult> run_eval(Model& model, const Tokenizer& tok, const EvalO
     results.push_back(std::move(r));
   }
   return results;
+}
+
+std::vector<double> doc_values(const TaskResult& r, const std::string& metric) {
+  MCPM_CHECK(int64_t(r.docs.size()) == r.n_docs, "eval: {}: per-document records were not kept (EvalOptions::keep_docs)", r.task);
+  std::vector<double> v;
+  v.reserve(r.docs.size());
+  for (const DocRecord& d : r.docs) {
+    if (metric == "acc") v.push_back(d.pred == d.gold ? 1.0 : 0.0);
+    else if (metric == "acc_norm") v.push_back(d.pred_norm == d.gold ? 1.0 : 0.0);
+    else if (metric == "gold_nll") v.push_back(-d.gold_loglik);
+    else if (metric == "gold_nll_per_token") v.push_back(d.gold_tokens ? -d.gold_loglik / double(d.gold_tokens) : 0.0);
+    else if (metric == "exact_match,strict-match") v.push_back(d.strict_ok ? 1.0 : 0.0);
+    else if (metric == "exact_match,flexible-extract") v.push_back(d.flexible_ok ? 1.0 : 0.0);
+    else fail("eval: unknown per-document metric '{}' (acc, acc_norm, gold_nll, gold_nll_per_token, exact_match,strict-match, exact_match,flexible-extract)", metric);
+  }
+  return v;
+}
+
+PairedDiff paired_difference(const TaskResult& base, const TaskResult& other, const std::string& metric) {
+  MCPM_CHECK(base.task == other.task && base.docs.size() == other.docs.size(),
+             "eval: cannot pair {} ({} docs) with {} ({} docs)", base.task, base.docs.size(), other.task, other.docs.size());
+  for (size_t i = 0; i < base.docs.size(); ++i)
+    MCPM_CHECK(base.docs[i].where == other.docs[i].where && base.docs[i].gold == other.docs[i].gold,
+               "eval: {}: document {} differs between the runs ({} vs {})", base.task, i, base.docs[i].where,
+               other.docs[i].where);
+  const std::vector<double> a = doc_values(base, metric), b = doc_values(other, metric);
+  std::vector<double> d(a.size());
+  for (size_t i = 0; i < a.size(); ++i) d[i] = b[i] - a[i];
+  PairedDiff p;
+  p.metric = metric;
+  p.n = int64_t(d.size());
+  p.base = mean_metric(metric, a).value;
+  p.other = mean_metric(metric, b).value;
+  const MetricValue m = mean_metric(metric, d);
+  p.diff = m.value;
+  p.stderr_ = m.stderr_;
+  if (std::isfinite(p.stderr_) && p.stderr_ > 0) p.sigmas = p.diff / p.stderr_;
+  else if (std::isfinite(p.stderr_)) p.sigmas = p.diff == 0 ? 0.0 : (p.diff > 0 ? INFINITY : -INFINITY);
+  return p;
 }
 
 namespace {

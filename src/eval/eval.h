@@ -120,6 +120,23 @@ void summarize_multiple_choice(TaskResult& r, TaskKind kind, const std::vector<D
 // acc-type mean and lm-eval's stderr (sample standard deviation / sqrt(n)).
 MetricValue mean_metric(const std::string& name, const std::vector<double>& values);
 
+// Per-document values of a metric: "acc", "acc_norm" (0/1), "gold_nll" (-loglik of the gold
+// continuation, nats), "gold_nll_per_token", "exact_match,strict-match", "exact_match,flexible-extract".
+// Throws for an unknown name or when the records were not kept (EvalOptions::keep_docs).
+std::vector<double> doc_values(const TaskResult& r, const std::string& metric);
+
+// other - base on the same documents (two checkpoints, same task and options): the mean paired
+// difference, its standard error (sample std of the per-document differences / sqrt(n)) and
+// diff / stderr. The annealing probe's verdict counts only |sigmas| > 2.
+struct PairedDiff {
+  std::string metric;
+  int64_t n = 0;
+  double base = 0, other = 0;  // the two means
+  double diff = 0, stderr_ = NAN, sigmas = NAN;
+};
+// Throws mcpm::Error when the results are not of the same documents (task, count, file:line).
+PairedDiff paired_difference(const TaskResult& base, const TaskResult& other, const std::string& metric);
+
 // {"results": {task: {metric: value, metric_stderr: ..., n, chance, gold_nll...}}, "config": ...,
 //  "issues": ..., "docs": {task: [...]} when with_docs}.
 json results_json(const std::vector<TaskResult>& results, const EvalOptions& options, bool with_docs);

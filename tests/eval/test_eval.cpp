@@ -259,6 +259,39 @@ TEST(EvalMetrics, HandMadeThreeDocTask) {
   EXPECT_TRUE(std::isnan(m.subjects.at("y").acc_stderr));  // n = 1: lm-eval's N/A
 }
 
+TEST(EvalMetrics, PairedDifference) {
+  TaskResult a, b;
+  a.task = b.task = "arc_easy";
+  for (int i = 0; i < 4; ++i) {
+    DocRecord d;
+    d.where = "f:" + std::to_string(i + 1);
+    d.gold = 0;
+    d.pred = d.pred_norm = 1;       // base: all wrong
+    d.gold_loglik = -2.0 - i;       // NLL 2, 3, 4, 5
+    d.gold_tokens = 2;
+    a.docs.push_back(d);
+    d.pred = i < 2 ? 0 : 1;         // other: docs 0 and 1 right
+    d.gold_loglik = -1.5 - i;       // NLL 0.5 lower on every document
+    b.docs.push_back(d);
+  }
+  a.n_docs = b.n_docs = 4;
+  const PairedDiff acc = paired_difference(a, b, "acc");
+  EXPECT_EQ(acc.n, 4);
+  EXPECT_NEAR(acc.base, 0.0, 1e-12);
+  EXPECT_NEAR(acc.other, 0.5, 1e-12);
+  EXPECT_NEAR(acc.diff, 0.5, 1e-12);
+  EXPECT_NEAR(acc.stderr_, std::sqrt(1.0 / 3) / 2, 1e-12);  // diffs 1,1,0,0: sample var 1/3, / sqrt(4)
+  EXPECT_NEAR(acc.sigmas, 0.5 / (std::sqrt(1.0 / 3) / 2), 1e-9);
+  const PairedDiff nll = paired_difference(a, b, "gold_nll");
+  EXPECT_NEAR(nll.diff, -0.5, 1e-12);
+  EXPECT_NEAR(nll.stderr_, 0.0, 1e-12);  // the same shift on every document: certain
+  EXPECT_TRUE(std::isinf(nll.sigmas) && nll.sigmas < 0);
+  EXPECT_NEAR(paired_difference(a, b, "gold_nll_per_token").diff, -0.25, 1e-12);
+  EXPECT_THROW(paired_difference(a, b, "bleu"), Error);
+  b.docs[3].where = "g:4";
+  EXPECT_THROW(paired_difference(a, b, "acc"), Error);
+}
+
 // ---- bad input -----------------------------------------------------------------------------
 
 TEST_F(EvalPrompts, BadInputIsCountedWithFileAndLine) {
