@@ -18,72 +18,32 @@ namespace fs = std::filesystem;
 
 namespace mcpm::cli {
 
-int PairedDiff::significant() const {
-  if (!(stderr_ > 0) || std::fabs(diff) <= 2 * stderr_) return 0;
-  return (diff > 0) == higher_is_better ? 1 : -1;
+int ProbeDiff::significant() const {
+  if (!(std::fabs(d.sigmas) > 2)) return 0;  // NaN (fewer than 2 documents) counts as nothing
+  return (d.diff > 0) == higher_is_better ? 1 : -1;
 }
 
-PairedDiff paired_diff(const std::string& metric, const std::vector<double>& baseline,
-                       const std::vector<double>& candidate, bool higher_is_better) {
-  MCPM_CHECK(baseline.size() == candidate.size(), "paired comparison of {}: {} baseline values but {} candidate values",
-             metric, baseline.size(), candidate.size());
-  PairedDiff d;
-  d.metric = metric;
-  d.higher_is_better = higher_is_better;
-  d.n = int64_t(baseline.size());
-  if (d.n == 0) return d;
-  double sb = 0, sc = 0;
-  for (size_t i = 0; i < baseline.size(); ++i) sb += baseline[i], sc += candidate[i];
-  d.baseline = sb / double(d.n);
-  d.candidate = sc / double(d.n);
-  d.diff = d.candidate - d.baseline;
-  if (d.n >= 2) {
-    double ss = 0;
-    for (size_t i = 0; i < baseline.size(); ++i) {
-      const double e = (candidate[i] - baseline[i]) - d.diff;
-      ss += e * e;
-    }
-    d.stderr_ = std::sqrt(ss / double(d.n - 1)) / std::sqrt(double(d.n));
-  }
-  return d;
+ProbeDiff probe_diff(const eval::TaskResult& baseline, const eval::TaskResult& candidate, const std::string& metric) {
+  return ProbeDiff{eval::paired_difference(baseline, candidate, metric), metric.rfind("gold_nll", 0) != 0};
 }
 
-std::vector<PairedDiff> compare_task(const eval::TaskResult& b, const eval::TaskResult& c) {
-  MCPM_CHECK(b.task == c.task && b.docs.size() == c.docs.size(),
-             "comparing {} ({} documents) with {} ({} documents): not the same task and documents", b.task,
-             b.docs.size(), c.task, c.docs.size());
-  for (size_t i = 0; i < b.docs.size(); ++i)
-    MCPM_CHECK(b.docs[i].index == c.docs[i].index && b.docs[i].gold == c.docs[i].gold,
-               "{}: document {} differs between the two runs", b.task, i);
-  auto column = [](const eval::TaskResult& r, auto f) {
-    std::vector<double> v;
-    v.reserve(r.docs.size());
-    for (const eval::DocRecord& d : r.docs) v.push_back(f(d));
-    return v;
-  };
-  std::vector<PairedDiff> out;
+std::vector<ProbeDiff> compare_task(const eval::TaskResult& b, const eval::TaskResult& c) {
+  std::vector<ProbeDiff> out;
   const bool multiple_choice = !b.docs.empty() && !b.docs[0].loglik.empty();
   if (multiple_choice) {
-    auto acc = [](const eval::DocRecord& d) { return d.pred == d.gold ? 1.0 : 0.0; };
-    out.push_back(paired_diff("acc", column(b, acc), column(c, acc), true));
-    if (b.metric("acc_norm")) {
-      auto accn = [](const eval::DocRecord& d) { return d.pred_norm == d.gold ? 1.0 : 0.0; };
-      out.push_back(paired_diff("acc_norm", column(b, accn), column(c, accn), true));
-    }
+    out.push_back(probe_diff(b, c, "acc"));
+    if (b.metric("acc_norm")) out.push_back(probe_diff(b, c, "acc_norm"));
   } else if (!b.docs.empty() && !b.docs[0].response.empty()) {
-    auto strict = [](const eval::DocRecord& d) { return d.strict_ok ? 1.0 : 0.0; };
-    auto flex = [](const eval::DocRecord& d) { return d.flexible_ok ? 1.0 : 0.0; };
-    out.push_back(paired_diff("exact_match,strict-match", column(b, strict), column(c, strict), true));
-    out.push_back(paired_diff("exact_match,flexible-extract", column(b, flex), column(c, flex), true));
+    out.push_back(probe_diff(b, c, "exact_match,strict-match"));
+    out.push_back(probe_diff(b, c, "exact_match,flexible-extract"));
   }
-  auto nll = [](const eval::DocRecord& d) { return -d.gold_loglik; };
-  out.push_back(paired_diff("gold_nll", column(b, nll), column(c, nll), false));
+  out.push_back(probe_diff(b, c, "gold_nll"));
   return out;
 }
 
-std::string verdict(const std::vector<PairedDiff>& diffs) {
+std::string verdict(const std::vector<ProbeDiff>& diffs) {
   int better = 0, worse = 0;
-  for (const PairedDiff& d : diffs) {
+  for (const ProbeDiff& d : diffs) {
     const int s = d.significant();
     better += s > 0;
     worse += s < 0;
@@ -197,9 +157,9 @@ ArmResult run_arm(const ProbeOptions& o, const ProbeArm& arm) {
 ProbeReport::Comparison compare_arms(const ArmResult& b, const ArmResult& c, const std::string& name) {
   ProbeReport::Comparison cmp;
   cmp.name = name;
-  std::vector<PairedDiff> all;
+  std::vector<ProbeDiff> all;
   for (size_t t = 0; t < b.tasks.size(); ++t)
-    for (const PairedDiff& d : compare_task(b.tasks[t], c.tasks[t])) {
+    for (const ProbeDiff& d : compare_task(b.tasks[t], c.tasks[t])) {
       cmp.diffs.push_back({b.tasks[t].task, d});
       all.push_back(d);
     }
@@ -253,9 +213,12 @@ json ProbeReport::to_json() const {
   }
   for (const Comparison& c : comparisons) {
     json diffs = json::array();
-    for (const auto& [task, d] : c.diffs)
-      diffs.push_back({{"task", task}, {"metric", d.metric}, {"baseline", d.baseline}, {"candidate", d.candidate},
-                       {"diff", d.diff}, {"stderr", num(d.stderr_)}, {"n", d.n}, {"significant", d.significant()}});
+    for (const auto& [task, pd] : c.diffs) {
+      const eval::PairedDiff& d = pd.d;
+      diffs.push_back({{"task", task}, {"metric", d.metric}, {"baseline", d.base}, {"candidate", d.other},
+                       {"diff", d.diff}, {"stderr", num(d.stderr_)}, {"sigmas", num(d.sigmas)}, {"n", d.n},
+                       {"significant", pd.significant()}});
+    }
     j["comparisons"].push_back(
         {{"name", c.name}, {"heldout_loss_diff", num(c.heldout_diff)}, {"diffs", diffs}, {"verdict", c.verdict}});
   }
@@ -271,9 +234,12 @@ std::string ProbeReport::format() const {
     s += fmt::format("\n{}: held-out loss {:+.4f}\n", c.name, c.heldout_diff);
     s += fmt::format("  {:<20} {:<30} {:>10} {:>10} {:>10} {:>9} {:>6}\n", "task", "metric", "first", "second", "diff",
                      "stderr", "sig");
-    for (const auto& [task, d] : c.diffs)
-      s += fmt::format("  {:<20} {:<30} {:>10.4f} {:>10.4f} {:>+10.4f} {:>9.4f} {:>6}\n", task, d.metric, d.baseline,
-                       d.candidate, d.diff, d.stderr_, d.significant() > 0 ? "+" : d.significant() < 0 ? "-" : "");
+    for (const auto& [task, pd] : c.diffs) {
+      const eval::PairedDiff& d = pd.d;
+      const int sig = pd.significant();
+      s += fmt::format("  {:<20} {:<30} {:>10.4f} {:>10.4f} {:>+10.4f} {:>9.4f} {:>6}\n", task, d.metric, d.base, d.other,
+                       d.diff, d.stderr_, sig > 0 ? "+" : sig < 0 ? "-" : "");
+    }
     s += fmt::format("  verdict: {}\n", c.verdict);
   }
   return s;

@@ -19,27 +19,23 @@
 
 namespace mcpm::cli {
 
-// Mean of paired per-document differences (candidate - baseline) with its standard error
-// (sample standard deviation / sqrt(n); NaN for n < 2).
-struct PairedDiff {
-  std::string metric;     // acc, acc_norm, gold_nll (nats per document)
-  double baseline = 0, candidate = 0;  // the two means
-  double diff = 0, stderr_ = NAN;
-  int64_t n = 0;
-  bool higher_is_better = true;
+// One paired comparison (eval::paired_difference: candidate - baseline over the same documents) and
+// the direction that counts as better for its metric.
+struct ProbeDiff {
+  eval::PairedDiff d;
+  bool higher_is_better = true;  // acc-type metrics; false for gold_nll
   // +1: the candidate is better by more than 2 standard errors, -1: worse by more, 0: neither.
   int significant() const;
 };
-PairedDiff paired_diff(const std::string& metric, const std::vector<double>& baseline,
-                       const std::vector<double>& candidate, bool higher_is_better);
+ProbeDiff probe_diff(const eval::TaskResult& baseline, const eval::TaskResult& candidate, const std::string& metric);
 
 // Per-document paired comparisons of two eval runs of the same task (same documents, same order):
 // acc (and acc_norm where the task has it) and the gold-continuation loss; gsm8k with generation:
 // exact match of both filters. Throws when the documents differ.
-std::vector<PairedDiff> compare_task(const eval::TaskResult& baseline, const eval::TaskResult& candidate);
+std::vector<ProbeDiff> compare_task(const eval::TaskResult& baseline, const eval::TaskResult& candidate);
 
 // The verdict over every comparison: "better", "worse", "mixed" or "no detectable difference".
-std::string verdict(const std::vector<PairedDiff>& diffs);
+std::string verdict(const std::vector<ProbeDiff>& diffs);
 
 struct ProbeArm {
   std::string name;                 // "baseline" or the candidate's name
@@ -73,7 +69,7 @@ struct ProbeReport {
   // first ("<b> vs <a>").
   struct Comparison {
     std::string name;
-    std::vector<std::pair<std::string, PairedDiff>> diffs;  // (task, diff)
+    std::vector<std::pair<std::string, ProbeDiff>> diffs;  // (task, diff)
     double heldout_diff = NAN;  // candidate - baseline held-out loss (lower is better)
     std::string verdict;
   };

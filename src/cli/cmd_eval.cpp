@@ -23,19 +23,6 @@ struct EvalArgs {
   int batch_docs = 4;
 };
 
-std::vector<std::string> split_list(const std::string& s) {
-  std::vector<std::string> out;
-  size_t i = 0;
-  while (i <= s.size()) {
-    const size_t j = s.find(',', i);
-    const std::string part = s.substr(i, j == std::string::npos ? std::string::npos : j - i);
-    if (!part.empty()) out.push_back(part);
-    if (j == std::string::npos) break;
-    i = j + 1;
-  }
-  return out;
-}
-
 // "FILE" (only with one task) or "task=FILE".
 void parse_data_args(const std::vector<std::string>& args, const std::vector<std::string>& tasks, const char* flag,
                      std::map<std::string, std::string>& out) {
@@ -56,7 +43,7 @@ void parse_data_args(const std::vector<std::string>& args, const std::vector<std
 void run_eval_cmd(EvalArgs& a) {
   MCPM_CHECK(!(a.bos && a.no_bos), "eval: give --bos or --no-bos, not both");
   eval::EvalOptions o;
-  o.tasks = split_list(a.tasks);
+  o.tasks = split_commas(a.tasks);
   MCPM_CHECK(!o.tasks.empty(), "eval: --task needs at least one task");
   for (const std::string& t : o.tasks) eval::parse_task(t);
   parse_data_args(a.data, o.tasks, "--data", o.data);

@@ -7,6 +7,7 @@
 
 #include "cli/anneal_probe.h"
 #include "cli/commands.h"
+#include "cli/common.h"
 #include "core/error.h"
 #include "eval/tasks.h"
 
@@ -21,19 +22,6 @@ struct VerifyArgs {
   int threads = 0;
   bool quiet = false;
 };
-
-std::vector<std::string> split_commas(const std::string& s) {
-  std::vector<std::string> out;
-  size_t i = 0;
-  while (i <= s.size()) {
-    const size_t j = s.find(',', i);
-    std::string part = s.substr(i, j == std::string::npos ? std::string::npos : j - i);
-    if (!part.empty()) out.push_back(std::move(part));
-    if (j == std::string::npos) break;
-    i = j + 1;
-  }
-  return out;
-}
 
 void run_verify(const VerifyArgs& a) {
   ProbeOptions o;

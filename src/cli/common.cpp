@@ -313,4 +313,17 @@ std::vector<int32_t> fr_forced_ids(const Tokenizer& tok) {
   return forced;
 }
 
+std::vector<std::string> split_commas(const std::string& s) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i <= s.size()) {
+    const size_t j = s.find(',', i);
+    std::string part = s.substr(i, j == std::string::npos ? std::string::npos : j - i);
+    if (!part.empty()) out.push_back(std::move(part));
+    if (j == std::string::npos) break;
+    i = j + 1;
+  }
+  return out;
+}
+
 }  // namespace mcpm::cli

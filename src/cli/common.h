@@ -68,6 +68,9 @@ struct Loaded {
 // clear error when the folder has no tokenizer files.
 enum class NeedTokenizer { No, IfPresent, Yes };
 // n_seq: KV slots (sequences held at once, e.g. the server's --parallel).
+// "a,b,,c" -> {"a", "b", "c"} (empty parts dropped).
+std::vector<std::string> split_commas(const std::string& s);
+
 Loaded load(const CommonOptions& o, NeedTokenizer need, int64_t min_ctx = 0, int64_t max_logit_rows = 64, int64_t n_seq = 1);
 
 // The drafter the flags ask for (null for --spec off); checks every combination at start-up.
