@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the whole project and its tests with -fsanitize=address,undefined (gcc, CPU only, no
 # benchmarks) in build-asan and runs the whole ctest suite there. Any ASan/UBSan report fails its
-# test (-fno-sanitize-recover; leaks fail at exit). Called by .ci/run after scripts/test.sh.
+# test (-fno-sanitize-recover; leaks fail at exit). Called by .ci/run after scripts/test.sh (two slow
+# tests left out there, see .ci/run).
 #   bash scripts/asan-tests.sh [ctest args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
