@@ -1,5 +1,8 @@
 // Aggregate decode speed of `minicpm serve` under concurrent streams, and time to first token.
 //   node bench/server/bench_serve.cjs BIN MODEL_DIR [--streams 1,4,8] [--tokens 64] [--threads 2] [--parallel 8] [--fast-prefill]
+//   node bench/server/bench_serve.cjs --url http://127.0.0.1:8081 [--streams ...] [--tokens 64]
+//     (the same measurement against a server that is already running, e.g. llama.cpp's llama-server
+//     started with -np 8 on the GGUF of the same checkpoint: the side-by-side in docs/benchmarks.md)
 // Starts the server, runs for each stream count S: S concurrent streaming chat requests of
 // --tokens tokens each (end tokens banned so every stream is full length) and reports
 // S * tokens / wall time (from the first request to the last [DONE]); then the time to first token
@@ -9,7 +12,8 @@ const { startServer } = require(path.join(__dirname, '..', '..', 'tests', 'serve
 
 const args = process.argv.slice(2);
 const opt = (name, def) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : def; };
-const [BIN, MODEL] = args;
+const URL = opt('--url', '');
+const [BIN, MODEL] = URL ? ['', URL] : args;
 const streams = opt('--streams', '1,4,8').split(',').map(Number);
 const tokens = Number(opt('--tokens', '64'));
 const threads = opt('--threads', '2');
@@ -41,12 +45,14 @@ async function stream(base, body) {
 
 (async () => {
   const extra = args.includes('--fast-prefill') ? ['--fast-prefill'] : [];
-  const srv = await startServer(BIN, ['-m', MODEL, '--parallel', parallel, '--ctx', '1024', '-t', threads, '-q', ...extra], { timeoutMs: 300000 });
+  const srv = URL ? { base: URL.replace(/\/+$/, ''), stop: async () => {} }
+    : await startServer(BIN, ['-m', MODEL, '--parallel', parallel, '--ctx', '1024', '-t', threads, '-q', ...extra], { timeoutMs: 300000 });
   try {
     const imEnd = (await (await fetch(srv.base + '/tokenize', { method: 'POST', body: JSON.stringify({ content: '<|im_end|>' }) })).json()).tokens;
     const noEos = { 2: -100 };
     for (const t of imEnd) noEos[t] = -100;
-    console.log(`minicpm serve, ${MODEL}, --parallel ${parallel}, -t ${threads}${extra.length ? ' --fast-prefill' : ''}, ${tokens} tokens per stream`);
+    console.log(URL ? `server at ${URL}, ${tokens} tokens per stream`
+      : `minicpm serve, ${MODEL}, --parallel ${parallel}, -t ${threads}${extra.length ? ' --fast-prefill' : ''}, ${tokens} tokens per stream`);
     // warm-up
     await stream(srv.base, { messages: [{ role: 'user', content: 'warm up' }], max_tokens: 4, temperature: 0, logit_bias: noEos });
     for (const S of streams) {
@@ -67,7 +73,7 @@ async function stream(base, body) {
     const cold = await stream(srv.base, body);
     const warm = await stream(srv.base, body);
     console.log(`  TTFT, ${p}-token user message: cold ${(cold.ttft * 1000).toFixed(0)} ms, prefix hit ${(warm.ttft * 1000).toFixed(0)} ms ` +
-                `(cached_tokens ${warm.usage.prompt_tokens_details.cached_tokens} of ${warm.usage.prompt_tokens})`);
+                `(cached_tokens ${warm.usage.prompt_tokens_details ? warm.usage.prompt_tokens_details.cached_tokens : 'not reported'} of ${warm.usage.prompt_tokens})`);
   } finally {
     await srv.stop();
   }

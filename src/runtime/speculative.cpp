@@ -40,8 +40,20 @@ double VerifyCostModel::seconds(int m) const {
   return lo->second + f * (hi->second - lo->second);
 }
 
+double SpecTuning::accept(int rank, double p) const {
+  const size_t r = size_t(std::min<int>(rank, int(rank_accepted.size()) - 1));
+  return std::min(1.0, p * (rank_accepted[r] + kPrior) / (rank_estimated[r] + kPrior));
+}
+
+void SpecTuning::observe(const std::vector<float>& p_by_rank, const std::vector<bool>& accepted_by_rank) {
+  for (size_t r = 1; r < p_by_rank.size() && r < rank_accepted.size(); ++r) {
+    rank_accepted[r] = kDecay * rank_accepted[r] + (accepted_by_rank[r] ? 1.0 : 0.0);
+    rank_estimated[r] = kDecay * rank_estimated[r] + double(p_by_rank[r]);
+  }
+}
+
 SpecDecoder::SpecDecoder(Model& target, Drafter& drafter, const SpecLimits& limits)
-    : target_(target), drafter_(drafter), limits_(limits) {
+    : target_(target), drafter_(drafter), limits_(limits), tune_(drafter.tuning()) {
   MCPM_CHECK(limits.tree >= 0 && limits.tree <= DraftTree::kMaxNodes, "--spec-tree must be in 0..{} (got {})",
              DraftTree::kMaxNodes, limits.tree);
   MCPM_CHECK(limits.depth >= 0, "--spec-depth must be >= 0 (got {})", limits.depth);
@@ -51,18 +63,23 @@ SpecDecoder::SpecDecoder(Model& target, Drafter& drafter, const SpecLimits& limi
              "(use --spec off)", target.backend().describe());
 }
 
-// Tokens per second of verifying the first m nodes (p sorted descending, p[0] the root's 1).
+// Tokens per second of verifying the first m nodes (p sorted descending, p[0] the root's 1), with the
+// acceptance of each rank as observed so far (SpecTuning::accept).
 int SpecDecoder::choose_nodes(const std::vector<float>& p_sorted) const {
   const int avail = int(p_sorted.size());
   if (limits_.tree > 0) return std::min(limits_.tree, avail);
   const int hi = std::min(avail, SpecLimits::kAutoMaxTree);
+  // Every kExploreEvery-th drafted step verifies the whole proposal, so that every rank's acceptance
+  // keeps being measured (a rank never verified would keep its first estimate).
+  if (tune_.drafted_steps % SpecTuning::kExploreEvery == SpecTuning::kExploreEvery - 1) return hi;
   int best = 1;
   // The draft is already paid for this step, whatever m is: every m's rate counts it, m = 1 too
   // (leaving it out of m = 1 chose plain steps after paying for a draft).
-  double expected = 1.0, best_rate = 1.0 / (draft_ema_ + cost_.seconds(1));
+  const double draft = tune_.draft_seconds;
+  double expected = 1.0, best_rate = 1.0 / (draft + tune_.cost.seconds(1));
   for (int m = 2; m <= hi; ++m) {
-    expected += double(p_sorted[size_t(m - 1)]);
-    const double rate = expected / (draft_ema_ + cost_.seconds(m));
+    expected += tune_.accept(m - 1, double(p_sorted[size_t(m - 1)]));
+    const double rate = expected / (draft + tune_.cost.seconds(m));
     if (rate > best_rate) best_rate = rate, best = m;
   }
   return best;
@@ -78,7 +95,7 @@ std::vector<int32_t> SpecDecoder::step(int32_t root, const std::vector<int32_t>&
   room = std::max(1, std::min(room, max_emit));
   int budget = limits_.tree > 0 ? std::min(limits_.tree, room) : std::min(room, SpecLimits::kAutoMaxTree);
   // Automatic mode: a plain step first (it measures one decode step), and none while paused.
-  if (limits_.tree == 0 && (!cost_.has(1) || pause_left_ > 0)) {
+  if (limits_.tree == 0 && (!tune_.cost.has(1) || pause_left_ > 0)) {
     budget = 1;
     if (pause_left_ > 0) --pause_left_;
   }
@@ -88,7 +105,9 @@ std::vector<int32_t> SpecDecoder::step(int32_t root, const std::vector<int32_t>&
   if (budget > 1) {
     drafter_.propose(history, budget, limits_, tree_, p_);
     MCPM_ASSERT(int(p_.size()) == tree_.size() && tree_.size() <= budget);
-    draft_ema_ = stats_.steps + stats_.plain_steps == 0 ? now_seconds() - t0 : 0.8 * draft_ema_ + 0.2 * (now_seconds() - t0);
+    const double dt = now_seconds() - t0;
+    tune_.draft_seconds = tune_.draft_measured ? 0.8 * tune_.draft_seconds + 0.2 * dt : dt;
+    tune_.draft_measured = true;
   }
   stats_.draft_seconds += now_seconds() - t0;
 
@@ -99,6 +118,7 @@ std::vector<int32_t> SpecDecoder::step(int32_t root, const std::vector<int32_t>&
   std::stable_sort(sorted.begin(), sorted.end(), std::greater<float>());
   sorted.insert(sorted.begin(), 1.0f);
   const int m = choose_nodes(sorted);
+  if (budget > 1) ++tune_.drafted_steps;
   if (m < tree_.size()) tree_ = prune_tree(tree_, p_, m, &p_);
   const bool chain = tree_.is_chain();
 
@@ -116,13 +136,24 @@ std::vector<int32_t> SpecDecoder::step(int32_t root, const std::vector<int32_t>&
   const std::vector<int32_t> path =
       accept_path(tree_, [&](int node) { return pick(logits_.data() + int64_t(node) * V); }, emitted);
   drafter_.accepted(target_, tree_, path, emitted);
+  if (tree_.size() > 1) {  // per-rank acceptance: the verified nodes in estimate order, accepted or not
+    std::vector<int> order(size_t(tree_.size() - 1));
+    for (size_t i = 0; i < order.size(); ++i) order[i] = int(i) + 1;
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return p_[size_t(a)] > p_[size_t(b)]; });
+    std::vector<bool> on_path(size_t(tree_.size()), false);
+    for (int32_t n : path) on_path[size_t(n)] = true;
+    std::vector<float> p_rank(1, 1.0f);
+    std::vector<bool> acc_rank(1, true);
+    for (int n : order) p_rank.push_back(p_[size_t(n)]), acc_rank.push_back(on_path[size_t(n)]);
+    tune_.observe(p_rank, acc_rank);
+  }
   // Compaction: the accepted nodes' rows move right behind the root.
   std::vector<int64_t> from;
   for (size_t j = 1; j < path.size(); ++j) from.push_back(L + path[j]);
   if (!from.empty() && from.back() != L + int64_t(from.size())) target_.move_rows(0, from, L + 1);
   else target_.truncate(0, L + 1 + int64_t(from.size()));
   const double dt = now_seconds() - t1;
-  cost_.observe(tree_.size(), dt);
+  tune_.cost.observe(tree_.size(), dt);
   stats_.verify_seconds += dt;
   if (tree_.size() == 1) {
     ++stats_.plain_steps;
@@ -136,7 +167,7 @@ std::vector<int32_t> SpecDecoder::step(int32_t root, const std::vector<int32_t>&
     win_tokens_ += int64_t(emitted.size());
     win_seconds_ += now_seconds() - t0;
     if (win_steps_ >= kWindowSteps) {
-      if (double(win_tokens_) / win_seconds_ < 0.97 / cost_.seconds(1)) pause_left_ = kPauseSteps, ++stats_.pauses;
+      if (double(win_tokens_) / win_seconds_ < 0.97 / tune_.cost.seconds(1)) pause_left_ = kPauseSteps, ++stats_.pauses;
       win_steps_ = win_tokens_ = 0;
       win_seconds_ = 0;
     }

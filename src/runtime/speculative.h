@@ -9,6 +9,7 @@
 // tokens against one decode step on this machine and model) and the drafter's acceptance estimates,
 // so speculation is never slower than plain decoding in expectation; `tree`, `depth`, `topk` override.
 #pragma once
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -20,6 +21,38 @@
 namespace mcpm {
 
 class Model;
+
+// Verification cost of M tokens relative to one decode step, measured online on this machine.
+class VerifyCostModel {
+ public:
+  void observe(int m, double seconds);
+  double seconds(int m) const;  // estimate (interpolated; prior slope until measured)
+  bool calibrated() const { return !t_.empty(); }
+  bool has(int m) const { return t_.count(m) > 0; }
+
+ private:
+  std::map<int, double> t_;  // m -> EMA of observed seconds
+};
+
+
+// What speculation has learned about one drafter and target on this machine; kept by the drafter, so
+// it carries over from one generation (prompt, chat turn, request) to the next instead of being
+// measured again: the verification cost curve, the draft's time, and how often the verified node of
+// each rank (nodes sorted by the drafter's acceptance estimate) is really accepted, as decayed sums
+// (acceptance per rank = accepted / estimated, times the estimate of the current step).
+struct SpecTuning {
+  VerifyCostModel cost;
+  double draft_seconds = 0;  // EMA of one proposal; < 0 until measured
+  bool draft_measured = false;
+  std::array<double, 64> rank_accepted{}, rank_estimated{};  // index = rank (1 = most likely node)
+  int64_t drafted_steps = 0;  // drafted steps so far (every kExploreEvery-th verifies the whole proposal)
+  // Acceptance estimate of the node of `rank` whose drafter estimate is p.
+  double accept(int rank, double p) const;
+  // After a verification: the verified nodes' estimates in rank order and whether each was accepted.
+  void observe(const std::vector<float>& p_by_rank, const std::vector<bool>& accepted_by_rank);
+  static constexpr double kPrior = 1.0, kDecay = 0.98;
+  static constexpr int kExploreEvery = 16;
+};
 
 // User limits (CLI --spec-tree / --spec-depth / --spec-topk); 0 = chosen automatically.
 struct SpecLimits {
@@ -48,6 +81,11 @@ class Drafter {
   virtual void observe_prefill(Model& target, const int32_t* tokens, int64_t n) {}
   // The target's cache was cut back to its first `len` tokens (new prompt, new chat turn).
   virtual void rollback(int64_t len) {}
+  // Learned across generations (see SpecTuning); SpecDecoder reads and updates it.
+  SpecTuning& tuning() { return tuning_; }
+
+ private:
+  SpecTuning tuning_;
 };
 
 struct SpecStats {
@@ -61,18 +99,6 @@ struct SpecStats {
   std::string describe() const;
 };
 
-// Verification cost of M tokens relative to one decode step, measured online on this machine.
-class VerifyCostModel {
- public:
-  void observe(int m, double seconds);
-  double seconds(int m) const;  // estimate (interpolated; prior slope until measured)
-  bool calibrated() const { return !t_.empty(); }
-  bool has(int m) const { return t_.count(m) > 0; }
-
- private:
-  std::map<int, double> t_;  // m -> EMA of observed seconds
-};
-
 class SpecDecoder {
  public:
   SpecDecoder(Model& target, Drafter& drafter, const SpecLimits& limits);
@@ -83,7 +109,7 @@ class SpecDecoder {
   std::vector<int32_t> step(int32_t root, const std::vector<int32_t>& history, int max_emit,
                             const std::function<int32_t(const float* logits)>& pick);
   const SpecStats& stats() const { return stats_; }
-  const VerifyCostModel& cost() const { return cost_; }
+  const VerifyCostModel& cost() const { return tune_.cost; }
 
  private:
   int choose_nodes(const std::vector<float>& p_sorted) const;
@@ -91,8 +117,7 @@ class SpecDecoder {
   Drafter& drafter_;
   SpecLimits limits_;
   SpecStats stats_;
-  VerifyCostModel cost_;
-  double draft_ema_ = 0;  // seconds per proposal
+  SpecTuning& tune_;  // the drafter's
   // "Never slower than plain": speculation's measured tokens/s over a window of steps against plain
   // decoding's; when it loses, drafting pauses for kPauseSteps plain steps, then is tried again.
   static constexpr int kWindowSteps = 8, kPauseSteps = 32;

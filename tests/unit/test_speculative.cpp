@@ -190,6 +190,25 @@ TEST(NgramDrafter, ProposesTheContinuationsOfTheMostRecentMatches) {
   EXPECT_EQ(t4.max_depth(), 2);
 }
 
+// Per-rank acceptance: the drafter's estimate until observations say otherwise, then the observed
+// accepted/estimated ratio of that rank times the estimate (never above 1); other ranks untouched.
+TEST(SpecTuning, PerRankAcceptanceFollowsObservations) {
+  SpecTuning t;
+  EXPECT_DOUBLE_EQ(t.accept(1, 0.5), 0.5);
+  EXPECT_DOUBLE_EQ(t.accept(3, 0.2), 0.2);
+  // Rank 1 estimated 0.5 but always accepted; rank 2 estimated 0.4 and never accepted.
+  for (int i = 0; i < 200; ++i) t.observe({1.0f, 0.5f, 0.4f}, {true, true, false});
+  double w = 0;  // decayed observation weight after 200 steps
+  for (int i = 0; i < 200; ++i) w = SpecTuning::kDecay * w + 1.0;
+  EXPECT_NEAR(t.accept(1, 0.5), std::min(1.0, 0.5 * (w + SpecTuning::kPrior) / (0.5 * w + SpecTuning::kPrior)), 1e-9);
+  EXPECT_DOUBLE_EQ(t.accept(1, 0.9), 1.0);
+  EXPECT_NEAR(t.accept(2, 0.4), 0.4 * SpecTuning::kPrior / (0.4 * w + SpecTuning::kPrior), 1e-9);
+  EXPECT_LT(t.accept(2, 0.4), 0.1);
+  EXPECT_DOUBLE_EQ(t.accept(3, 0.2), 0.2);
+  // Ranks beyond the table share its last entry instead of reading past it.
+  EXPECT_DOUBLE_EQ(t.accept(1000, 0.3), 0.3);
+}
+
 // Knows the plain continuation and hides it in a bushy tree of wrong guesses, so that accepted nodes
 // sit at scattered rows and compaction really moves KV rows.
 class OracleDrafter final : public Drafter {
@@ -305,6 +324,29 @@ TEST_F(SpecDecodeTest, TreeDrafterWithCompactionEqualsPlain) {
     EXPECT_TRUE(od.moved_) << "accepted nodes never needed a KV move";
     EXPECT_GT(spec.spec.mean_accepted(), 2.0) << spec.spec.describe();
   }
+}
+
+// The automatic tree keeps what it learned in the drafter: the first generation starts with a plain
+// step (to time one decode step) and learns the per-rank acceptance; the next one drafts from its first
+// step, and both give plain decoding's tokens. The oracle's "right" child (estimate 0.6 of its parent)
+// is right whenever it is proposed (80%), so rank 1 is accepted more often than estimated.
+TEST_F(SpecDecodeTest, AutomaticTreeLearnsAcrossGenerations) {
+  const GenerateResult plain = run(kPrompt, 90, 0.0f, 7, nullptr);
+  std::vector<int32_t> truth = kPrompt;
+  truth.insert(truth.end(), plain.tokens.begin(), plain.tokens.end());
+  OracleDrafter od(truth, kVocab, 0.8);
+  const GenerateResult first = run(kPrompt, 90, 0.0f, 7, &od);
+  ASSERT_EQ(first.tokens, plain.tokens);
+  EXPECT_GE(first.spec.plain_steps, 1) << first.spec.describe();
+  EXPECT_TRUE(od.tuning().cost.has(1));
+  EXPECT_TRUE(od.tuning().draft_measured);
+  const int64_t drafted = od.tuning().drafted_steps;
+  EXPECT_GT(drafted, 0);
+  EXPECT_GT(od.tuning().accept(1, 0.6), 0.7) << "rank 1 accepted/estimated not learned";
+  const GenerateResult second = run(kPrompt, 90, 0.0f, 7, &od);
+  ASSERT_EQ(second.tokens, plain.tokens);
+  EXPECT_GT(od.tuning().drafted_steps, drafted);
+  EXPECT_GT(second.spec.steps, 0) << second.spec.describe();
 }
 
 // The walk's samples are the target's: the third generated token (drawn at a drafted tree row whenever

@@ -4,6 +4,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -17,6 +18,14 @@ bool ends_with(const std::string& s, const std::string& suf) {
   return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
 }
 constexpr size_t kBuf = 1 << 18;
+// The read buffer: kBuf, or less for a file smaller than that (a small file does not pay for a
+// 256 KiB buffer per reader; a compressed one may expand beyond it, which only means more refills).
+size_t buffer_size(const std::string& path) {
+  std::error_code ec;
+  const uintmax_t n = std::filesystem::file_size(path, ec);
+  if (ec) return kBuf;
+  return size_t(std::clamp<uintmax_t>(n + 1, 4096, kBuf));
+}
 }  // namespace
 
 Compression compression_of(const std::string& path) {
@@ -33,18 +42,18 @@ std::string strip_compression_suffix(const std::string& path) {
 
 LineReader::LineReader(const std::string& path, uint64_t begin, uint64_t end)
     : path_(path), comp_(compression_of(path)), end_(end) {
-  buf_.resize(kBuf);
+  buf_.resize(buffer_size(path));
   if (comp_ == Compression::Gzip) {
     gz_ = gzopen(path.c_str(), "rb");
     MCPM_CHECK(gz_, "{}: cannot open ({})", path, std::strerror(errno));
-    gzbuffer(static_cast<gzFile>(gz_), kBuf);
+    gzbuffer(static_cast<gzFile>(gz_), unsigned(buf_.size()));
     return;
   }
   file_ = std::fopen(path.c_str(), "rb");
   MCPM_CHECK(file_, "{}: cannot open ({})", path, std::strerror(errno));
   if (comp_ == Compression::Zstd) {
     zstd_ = ZSTD_createDCtx();
-    zin_.resize(ZSTD_DStreamInSize());
+    zin_.resize(std::min(ZSTD_DStreamInSize(), buf_.size()));
     return;
   }
   if (begin > 0) {
