@@ -342,7 +342,9 @@ TEST_F(SpecDecodeTest, AutomaticTreeLearnsAcrossGenerations) {
   EXPECT_TRUE(od.tuning().draft_measured);
   const int64_t drafted = od.tuning().drafted_steps;
   EXPECT_GT(drafted, 0);
-  EXPECT_GT(od.tuning().accept(1, 0.6), 0.7) << "rank 1 accepted/estimated not learned";
+  // The oracle is always right but claims 0.8: every observation pushes rank 1 above its estimate
+  // (how far depends on how many steps the timing-driven chooser drafted, so only the direction).
+  EXPECT_GT(od.tuning().accept(1, 0.6), 0.6) << "rank 1 accepted/estimated not learned";
   const GenerateResult second = run(kPrompt, 90, 0.0f, 7, &od);
   ASSERT_EQ(second.tokens, plain.tokens);
   EXPECT_GT(od.tuning().drafted_steps, drafted);
