@@ -15,8 +15,10 @@ ALL=(fuzz_safetensors fuzz_model_spec fuzz_tokenizer_json fuzz_tokenizer_config 
 ((${#TARGETS[@]})) || TARGETS=("${ALL[@]}")
 JOBS=${MCPM_JOBS:-$(nproc)}
 LAUNCHER=(); command -v ccache >/dev/null && LAUNCHER=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+# ctest's per-target limit: the TIMEOUT property wins over `ctest --timeout`, so a long run sets it.
+LIMIT=600; [[ -n $TIME ]] && LIMIT=$((TIME + 900))
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Release -DMCPM_FUZZ=ON -DMCPM_CUDA=OFF \
-  -DMCPM_BUILD_TESTS=OFF -DMCPM_BUILD_BENCH=OFF "${LAUNCHER[@]}" >/dev/null
+  -DMCPM_BUILD_TESTS=OFF -DMCPM_BUILD_BENCH=OFF -DMCPM_FUZZ_TEST_TIMEOUT=$LIMIT "${LAUNCHER[@]}" >/dev/null
 cmake --build build-fuzz -j "$JOBS" --target "${TARGETS[@]}"
 regex="^($(IFS='|'; echo "${TARGETS[*]}"))\$"
 if [[ -n $TIME ]]; then
