@@ -57,12 +57,12 @@ size_t rb_t2(int64_t K) { return size_t((K + 127) / 128 * 32); }
 #define MCPM_DOTS_ROWS(t) {nullptr, MCPM_X86_ROWS(t), MCPM_VNNI_ROWS(t), nullptr}
 
 // Dense entries: packing = the dtype's own element storage (no codes); kernels in kernels/cpu/matmul*.
-const WeightTypeInfo kF32{"f32", WType::Dense, DType::F32, 32, false, 0, 1, rb_f32, nullptr, nullptr, {}, {}, {}};
-const WeightTypeInfo kBF16{"bf16", WType::Dense, DType::BF16, 16, false, 0, 1, rb_16, nullptr, nullptr, {}, {}, {}};
-const WeightTypeInfo kF16{"f16", WType::Dense, DType::F16, 16, false, 0, 1, rb_16, nullptr, nullptr, {}, {}, {}};
-const WeightTypeInfo kQ8{"q8", WType::Q8, DType::I8, 8, true, 0, 32, rb_q8, ref::pack_q8, ref::unpack_q8, MCPM_DOTS(q8), MCPM_DOTS4(q8), MCPM_DOTS_ROWS(q8)};
-const WeightTypeInfo kQ4{"q4", WType::Q4, DType::U8, 4, false, 8, 32, rb_q4, ref::pack_q4, ref::unpack_q4, MCPM_DOTS(q4), MCPM_DOTS4(q4), MCPM_DOTS_ROWS(q4)};
-const WeightTypeInfo kT2{"t2", WType::T2, DType::U8, 2, false, 1, 128, rb_t2, ref::pack_t2, ref::unpack_t2, MCPM_DOTS(t2), MCPM_DOTS4(t2), MCPM_DOTS_ROWS(t2)};
+const WeightTypeInfo kF32{"f32", WType::Dense, DType::F32, 32, false, 0, 1, 1, rb_f32, nullptr, nullptr, {}, {}, {}};
+const WeightTypeInfo kBF16{"bf16", WType::Dense, DType::BF16, 16, false, 0, 1, 1, rb_16, nullptr, nullptr, {}, {}, {}};
+const WeightTypeInfo kF16{"f16", WType::Dense, DType::F16, 16, false, 0, 1, 1, rb_16, nullptr, nullptr, {}, {}, {}};
+const WeightTypeInfo kQ8{"q8", WType::Q8, DType::I8, 8, true, 0, 32, kActBlockQ8, rb_q8, ref::pack_q8, ref::unpack_q8, MCPM_DOTS(q8), MCPM_DOTS4(q8), MCPM_DOTS_ROWS(q8)};
+const WeightTypeInfo kQ4{"q4", WType::Q4, DType::U8, 4, false, 8, 32, kActBlockQ4, rb_q4, ref::pack_q4, ref::unpack_q4, MCPM_DOTS(q4), MCPM_DOTS4(q4), MCPM_DOTS_ROWS(q4)};
+const WeightTypeInfo kT2{"t2", WType::T2, DType::U8, 2, false, 1, 128, kActBlockT2, rb_t2, ref::pack_t2, ref::unpack_t2, MCPM_DOTS(t2), MCPM_DOTS4(t2), MCPM_DOTS_ROWS(t2)};
 
 }  // namespace
 

@@ -14,9 +14,12 @@
 // scales / mins: f32 [N, K / group]. perm (optional): stored column k holds input feature perm[k].
 //
 // Integer kernels quantize the activations first (QuantAct: int8 per block of 32 with an f32
-// scale absmax / 127, computed once per token row) and sum code * activation in int32 per block:
+// scale d_b, computed once per token row) and sum code * activation in int32 per block:
 //   y = sum_b s[g(b)] * d_b * isum_b  +  sum_g o_g * gsum_g,   o_g = m_g or -bias * s_g
-// where gsum_g = sum over the group's blocks of d_b * sum(q_b).
+// where gsum_g = sum over the group's blocks of d_b * sum(q_b). d_b = absmax / 127 over the
+// block's activation block (act_block(W) elements, a multiple of 32 inside one weight group), so
+// the act_block / 32 blocks of one activation block share d: the fast kernels add their int32
+// sums first and pay one convert and one multiply-add per activation block, not per 32.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -56,6 +59,8 @@ struct WeightTypeInfo {
   bool signed_codes;   // q8: codes are int8
   int code_bias;       // w = s * (c - bias) when a matrix has no mins
   int64_t chunk;       // K granularity of one packed unit (32; t2: 128)
+  int64_t act_block;   // activation elements sharing one int8 scale (power of two >= 32; a
+                       // matrix uses gcd(act_block, group), see act_block(W))
   // Bytes of one packed row of K elements.
   size_t (*row_bytes)(int64_t K);
   // One row's codes (one byte per element; q8: int8 bits) -> packed bytes, and back (bit exact).
@@ -81,6 +86,19 @@ const std::vector<const WeightTypeInfo*>& weight_types();
 // ISAs whose kernels are compiled in and run on this CPU (cpu_features), best first; Scalar last.
 std::vector<Isa> available_isas();
 Isa best_isa();
+
+// The types' activation blocks (WeightTypeInfo::act_block); the KL cost of each choice and the
+// decode speed it buys are in docs/quantization.md.
+inline constexpr int64_t kActBlockQ8 = 64, kActBlockQ4 = 128, kActBlockT2 = 128;
+// gcd(type_block, group) for a power-of-two type_block: the smaller of it and the group's lowest
+// set bit (the kernels ask once per row, with their type's constant).
+constexpr int64_t act_block_for(int64_t type_block, int64_t group) {
+  const int64_t low = group & -group;
+  return group > 0 && low < type_block ? low : type_block;
+}
+// Activation elements per int8 scale for matrix W: gcd(type's act_block, W.group) (>= 32, divides
+// the group and K).
+inline int64_t act_block(const Matrix& W) { return act_block_for(weight_type_info(W).act_block, W.group); }
 
 // Checks a quantized matrix's shape rules (K % 32, group, pointers); throws mcpm::Error naming `what`.
 void check_quant_matrix(const Matrix& W, const char* what);

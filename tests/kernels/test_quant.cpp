@@ -174,6 +174,7 @@ TEST(WeightTypes, QuantizeActivations) {
   for (int j = 32; j < 64; ++j) x[size_t(qm.perm[size_t(j)])] = 0.0f;  // an all-zero block
   std::vector<int8_t> q(static_cast<size_t>(K));
   std::vector<float> d(3), gs(3);
+  ASSERT_EQ(act_block(qm.m), 32);  // group 32 caps the activation block
   ref::quantize_act(x.data(), qm.m, q.data(), d.data(), gs.data());
   EXPECT_EQ(d[1], 0.0f);
   for (int64_t k = 0; k < K; ++k) {
@@ -182,11 +183,51 @@ TEST(WeightTypes, QuantizeActivations) {
   }
 }
 
+// Activation blocks wider than 32 (act_block(W) = gcd(type's block, group)): the blocks of one
+// activation block share d = its absmax / 127, every element rounds to within d / 2, and gsum
+// keeps its definition.
+TEST(WeightTypes, QuantizeActivationsSharedScale) {
+  struct Case {
+    WType type;
+    int64_t K, group, want_block;
+  };
+  const Case cases[] = {{WType::T2, 480, 480, 32},  {WType::T2, 512, 512, 128}, {WType::Q4, 384, 128, 128},
+                        {WType::Q4, 192, 64, 64},   {WType::Q4, 288, 96, 32},   {WType::Q8, 384, 128, 64},
+                        {WType::T2, 448, 448, 64}};
+  for (const Case& c : cases) {
+    SCOPED_TRACE(std::string(weight_type_info(c.type).name) + " K=" + std::to_string(c.K));
+    QMatrix qm(c.type, 1, c.K, c.group, false, true, uint64_t(c.K));
+    ASSERT_EQ(act_block(qm.m), c.want_block);
+    std::vector<float> x = random_vec(size_t(c.K), uint64_t(c.K) + 3);
+    x[size_t(qm.perm[5])] = 40.0f;  // one outlier: its whole activation block gets the coarse scale
+    std::vector<int8_t> q(static_cast<size_t>(c.K));
+    std::vector<float> d(size_t(c.K / 32)), gs(size_t(c.K / c.group));
+    ref::quantize_act(x.data(), qm.m, q.data(), d.data(), gs.data());
+    const int64_t ab = c.want_block;
+    for (int64_t k0 = 0; k0 < c.K; k0 += ab) {
+      float amax = 0.0f;
+      for (int64_t k = k0; k < k0 + ab; ++k) amax = std::max(amax, std::fabs(x[size_t(qm.perm[size_t(k)])]));
+      for (int64_t b = k0 / 32; b < (k0 + ab) / 32; ++b) ASSERT_EQ(d[size_t(b)], amax / 127.0f) << "block " << b;
+    }
+    EXPECT_EQ(d[0], 40.0f / 127.0f);
+    for (int64_t k = 0; k < c.K; ++k) {
+      const float xi = x[size_t(qm.perm[size_t(k)])], dk = d[size_t(k / 32)];
+      ASSERT_LE(std::fabs(float(q[size_t(k)]) * dk - xi), 0.5f * dk * 1.0001f + 1e-7f) << k;
+    }
+    for (int64_t g = 0; g < c.K / c.group; ++g) {
+      double want = 0.0;
+      for (int64_t k = g * c.group; k < (g + 1) * c.group; ++k) want += double(d[size_t(k / 32)]) * q[size_t(k)];
+      EXPECT_NEAR(gs[size_t(g)], want, 1e-4 * (std::fabs(want) + 1.0)) << "group " << g;
+    }
+  }
+}
+
 struct DotCase {
   int64_t N, K, group;
 };
 const DotCase kDotCases[] = {{1, 32, 32}, {3, 96, 32}, {17, 224, 32}, {5, 128, 64}, {33, 416, 416},
-                             {7, 1056, 96}, {255, 384, 128}, {2, 160, 160}};
+                             {7, 1056, 96}, {255, 384, 128}, {2, 160, 160}, {9, 512, 512}, {3, 1280, 640},
+                             {4, 448, 448}};
 
 TEST(WeightTypes, DotKernelsMatchReferenceEveryIsa) {
   for (WType type : kQuantTypes)

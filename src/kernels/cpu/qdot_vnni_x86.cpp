@@ -4,6 +4,7 @@
 
 namespace {
 inline __m256i DotU8S8(__m256i u, __m256i s) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s); }
+inline __m256i DotAccU8S8(__m256i acc, __m256i u, __m256i s) { return _mm256_dpbusd_epi32(acc, u, s); }
 }  // namespace
 #define QDOT_NAME(t) qdot_##t##_vnni
 #include "kernels/cpu/qdot_x86-inl.h"

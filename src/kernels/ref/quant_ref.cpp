@@ -72,19 +72,14 @@ void dequant_row(const Matrix& W, int64_t n, float* out) {
 }
 
 void quantize_act(const float* x, const Matrix& W, int8_t* q, float* d, float* gsum) {
-  const int64_t K = W.cols, nb = K / kQBlock, bpg = W.group / kQBlock;
-  for (int64_t b = 0; b < nb; ++b) {
+  const int64_t K = W.cols, ab = act_block(W), bpg = W.group / kQBlock;
+  auto xk = [&](int64_t k) { return x[W.perm ? W.perm[k] : k]; };
+  for (int64_t k0 = 0; k0 < K; k0 += ab) {
     float amax = 0.0f;
-    for (int64_t j = 0; j < kQBlock; ++j) {
-      const int64_t k = b * kQBlock + j;
-      amax = std::max(amax, std::fabs(x[W.perm ? W.perm[k] : k]));
-    }
+    for (int64_t k = k0; k < k0 + ab; ++k) amax = std::max(amax, std::fabs(xk(k)));
     const float db = amax / 127.0f, inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-    d[b] = db;
-    for (int64_t j = 0; j < kQBlock; ++j) {
-      const int64_t k = b * kQBlock + j;
-      q[k] = int8_t(std::lrintf(std::clamp(x[W.perm ? W.perm[k] : k] * inv, -127.0f, 127.0f)));
-    }
+    for (int64_t b = k0 / kQBlock; b < (k0 + ab) / kQBlock; ++b) d[b] = db;
+    for (int64_t k = k0; k < k0 + ab; ++k) q[k] = int8_t(std::lrintf(std::clamp(xk(k) * inv, -127.0f, 127.0f)));
   }
   for (int64_t g = 0; g < K / W.group; ++g) {
     float acc = 0.0f;

@@ -23,7 +23,8 @@ int code_at(const Matrix& W, int64_t n, int64_t k);
 void dequant_row(const Matrix& W, int64_t n, float* out);
 
 // Activation row x [K] (input order) -> int8 blocks of 32 in W's stored order: q [K], d [K/32],
-// gsum [K/group]. d_b = absmax_b / 127 (0 for an all-zero block), q = round(x / d_b).
+// gsum [K/group]. d_b = absmax / 127 over the act_block(W) elements holding block b (0 where they
+// are all zero; the blocks of one activation block share d), q = round(x / d_b).
 void quantize_act(const float* x, const Matrix& W, int8_t* q, float* d, float* gsum);
 // Reference of the integer kernels: sum_b s_g d_b isum_b + sum_g o_g gsum_g, in double.
 float qdot(const Matrix& W, int64_t n, const QuantAct& a);
