@@ -69,6 +69,12 @@ class Backend {
   virtual void rmsnorm(const float* x, int64_t T, int64_t H, const float* w, float eps, float* out) = 0;
   virtual void matmul(const float* x, int64_t T, const Matrix& W, float* y, float alpha, float beta) = 0;
   virtual void gate_up_silu(const float* x, int64_t T, const Matrix& Wg, const Matrix& Wu, float* out, float* tmp) = 0;
+  // ys[i] = x Ws[i]^T (alpha 1, beta 0) for n matrices that read the same x [T, K] (q, k, v): one
+  // call, so that a backend can prepare x once and run all rows in one parallel region; each
+  // ys[i] must equal matmul(x, T, *Ws[i], ys[i], 1, 0). Default: n matmuls.
+  virtual void matmuls_shared_input(const float* x, int64_t T, int n, const Matrix* const* Ws, float* const* ys) {
+    for (int i = 0; i < n; ++i) matmul(x, T, *Ws[i], ys[i], 1.0f, 0.0f);
+  }
   virtual void rope(float* x, int64_t T, int64_t n_heads, int64_t d, const int32_t* positions, const float* cos,
                     const float* sin) = 0;
   // Tokens are at consecutive positions starting at positions[0].

@@ -65,6 +65,9 @@ class CpuBackend final : public Backend {
   void gate_up_silu(const float* x, int64_t T, const Matrix& Wg, const Matrix& Wu, float* out, float* tmp) override {
     cpu::gate_up_silu(ctx_, x, T, Wg, Wu, out, tmp);
   }
+  void matmuls_shared_input(const float* x, int64_t T, int n, const Matrix* const* Ws, float* const* ys) override {
+    cpu::matmuls_shared_input(ctx_, x, T, Ws, ys, n);
+  }
   void rope(float* x, int64_t T, int64_t n_heads, int64_t d, const int32_t* positions, const float* cos,
             const float* sin) override {
     cpu::rope(ctx_, x, T, n_heads, d, positions, cos, sin);

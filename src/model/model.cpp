@@ -746,9 +746,11 @@ void Model::run_layers(int64_t T, const std::vector<BatchRun>& runs, const std::
     const LayerWeights& lw = w_.layers[size_t(l)];
     be.rmsnorm(x_, T, s.hidden, lw.attn_norm, eps, xn_);
     if (tap_ && tap_site(l, TapSite::AttnIn, xn_, T, s.hidden)) return;
-    be.matmul(xn_, T, lw.wq, q_, 1.0f, 0.0f);
-    be.matmul(xn_, T, lw.wk, k_, 1.0f, 0.0f);
-    be.matmul(xn_, T, lw.wv, v_, 1.0f, 0.0f);
+    {
+      const Matrix* w_qkv[3] = {&lw.wq, &lw.wk, &lw.wv};
+      float* y_qkv[3] = {q_, k_, v_};
+      be.matmuls_shared_input(xn_, T, 3, w_qkv, y_qkv);  // q [T, n_heads*d], k, v [T, n_kv*d]
+    }
     be.rope(q_, T, s.n_heads, s.head_dim, positions_, rope_cos_, rope_sin_);
     be.rope(k_, T, s.n_kv_heads, s.head_dim, positions_, rope_cos_, rope_sin_);
     for (size_t i = 0; i < runs.size(); ++i) {

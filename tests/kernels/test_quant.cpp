@@ -331,6 +331,54 @@ TEST(WeightTypes, ThreadedMatmulGateUpEmbed) {
       }
 }
 
+// q, k, v (and gate, up) in one call: x quantized once, every matrix's rows in one parallel
+// region; each output bit for bit what matmul gives for its matrix alone, on the int8 path (T <= 8,
+// row-invariant batches of any T) and where it falls back (different groups or column orders,
+// exact mode, dense weights, prefill panels).
+TEST(WeightTypes, SharedInputMatmulsEqualSeparateCalls) {
+  struct Case {
+    int64_t T;
+    bool row_invariant, exact;
+  };
+  const Case cases[] = {{1, false, false}, {3, false, false}, {13, true, false}, {13, false, false}, {2, false, true}};
+  for (WType type : kQuantTypes)
+    for (const Case& c : cases)
+      for (int variant = 0; variant < 3; ++variant)  // 0: same layout, 1: k has another group, 2: v permuted
+        for (int threads : {1, 3}) {
+          SCOPED_TRACE(std::string(weight_type_info(type).name) + " T=" + std::to_string(c.T) + " variant " +
+                       std::to_string(variant) + " threads=" + std::to_string(threads) +
+                       (c.row_invariant ? " row-invariant" : "") + (c.exact ? " exact" : ""));
+          const int64_t K = 256;
+          QMatrix wq(type, 37, K, 128, false, false, 31), wk(type, 9, K, variant == 1 ? 64 : 128, true, false, 32),
+              wv(type, 9, K, 128, false, variant == 2, 33);
+          const std::vector<float> x = random_vec(size_t(c.T * K), 34);
+          cpu::Context ctx = make_ctx(threads, cpu::MatmulPath::Auto, !c.exact);
+          ctx.row_invariant = c.row_invariant;
+          const Matrix* Ws[3] = {&wq.m, &wk.m, &wv.m};
+          std::vector<std::vector<float>> y(3), want(3);
+          float* ys[3];
+          for (int i = 0; i < 3; ++i) {
+            y[size_t(i)].assign(size_t(c.T * Ws[i]->rows), -1.0f);
+            want[size_t(i)] = y[size_t(i)];
+            ys[i] = y[size_t(i)].data();
+            cpu::matmul(ctx, x.data(), c.T, *Ws[i], want[size_t(i)].data());
+          }
+          cpu::matmuls_shared_input(ctx, x.data(), c.T, Ws, ys, 3);
+          for (int i = 0; i < 3; ++i) EXPECT_EQ(y[size_t(i)], want[size_t(i)]) << "matrix " << i;
+        }
+  // Dense weights go through matmul one by one.
+  const std::vector<float> w = random_vec(size_t(5 * 64), 35), x = random_vec(64 * 2, 36);
+  const Matrix d{w.data(), DType::F32, 5, 64};
+  const Matrix* Ws[2] = {&d, &d};
+  std::vector<float> y0(10), y1(10), want(10);
+  float* ys[2] = {y0.data(), y1.data()};
+  cpu::Context ctx = make_ctx(2);
+  cpu::matmul(ctx, x.data(), 2, d, want.data());
+  cpu::matmuls_shared_input(ctx, x.data(), 2, Ws, ys, 2);
+  EXPECT_EQ(y0, want);
+  EXPECT_EQ(y1, want);
+}
+
 // Prefill (T > 8) runs dequantized panels through the dense GEMM: exact mode (f32 panels) equals
 // the reference; several panels (N * K * 2 > 8 MiB) and act-order included.
 TEST(WeightTypes, BatchedMatmulDequantizedPanels) {

@@ -62,11 +62,22 @@ const char* hwy_target_name();
 void matmul(const Context& ctx, const float* x, int64_t T, const Matrix& W, float* y, float alpha = 1.0f,
             float beta = 0.0f);
 
+// ys[i] = x Ws[i]^T for n matrices reading the same x [T, K]: quantized ones through
+// qmatmul_shared_input, otherwise one matmul each (values as matmul gives them).
+void matmuls_shared_input(const Context& ctx, const float* x, int64_t T, const Matrix* const* Ws, float* const* ys,
+                          int n);
+
 // The quantized-weight matmul matmul() hands q8 / q4 / t2 weights to (cpu/qmatmul.cpp): int8
 // activations and the table's integer kernels, or fp32 activations on dequantized rows when
 // ctx.bf16_activations is false (exact mode).
 void qmatmul(const Context& ctx, const float* x, int64_t T, const Matrix& W, float* y, float alpha = 1.0f,
              float beta = 0.0f);
+// ys[i] = x Ws[i]^T for n quantized matrices that read the same x [T, K] (q, k, v; gate, up): the
+// int8 path quantizes x once and runs every matrix's rows in one parallel region; each ys[i] is
+// what qmatmul gives for Ws[i] alone. Falls back to one qmatmul per matrix where the matrices'
+// activation layouts differ (type, group, column order) or the call takes the dense-panel path.
+void qmatmul_shared_input(const Context& ctx, const float* x, int64_t T, const Matrix* const* Ws, float* const* ys,
+                          int n);
 // The table's dot kernel of W's type for `isa` (null when not compiled in).
 QDotFn qdot_kernel(const Matrix& W, Isa isa);
 

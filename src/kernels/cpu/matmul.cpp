@@ -92,14 +92,23 @@ void matmul(const Context& ctx, const float* x, int64_t T, const Matrix& W, floa
   }
 }
 
+void matmuls_shared_input(const Context& ctx, const float* x, int64_t T, const Matrix* const* Ws, float* const* ys,
+                          int n) {
+  bool quantized = true;
+  for (int i = 0; i < n; ++i) quantized = quantized && Ws[i]->type != WType::Dense;
+  if (quantized) return qmatmul_shared_input(ctx, x, T, Ws, ys, n);
+  for (int i = 0; i < n; ++i) matmul(ctx, x, T, *Ws[i], ys[i]);
+}
+
 void gate_up_silu(const Context& ctx, const float* x, int64_t T, const Matrix& Wg, const Matrix& Wu, float* out,
                   float* tmp) {
   MCPM_ASSERT(Wg.rows == Wu.rows && Wg.cols == Wu.cols && Wg.dtype == Wu.dtype && Wg.type == Wu.type);
   const int64_t F = Wg.rows;
   if (T <= 0 || F <= 0) return;
-  if (Wg.type != WType::Dense) {  // quantized: two table matmuls and the SiLU product
-    qmatmul(ctx, x, T, Wg, out);
-    qmatmul(ctx, x, T, Wu, tmp);
+  if (Wg.type != WType::Dense) {  // quantized: the two table matmuls in one region, then the SiLU product
+    const Matrix* Ws[2] = {&Wg, &Wu};
+    float* ys[2] = {out, tmp};
+    qmatmul_shared_input(ctx, x, T, Ws, ys, 2);
     return silu_mul(ctx, out, tmp, T * F);
   }
   const MatmulPath path = matmul_path(ctx, Wg.dtype, T);

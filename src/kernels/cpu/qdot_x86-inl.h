@@ -34,6 +34,18 @@ inline float hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
+// qdot_offset_term (kernels/cpu/qdot.h) eight groups at a time: sum_g o_g * gsum_g.
+inline float offset_term(const Matrix& W, int64_t n, const QuantAct& a, int bias) {
+  const int64_t ng = W.cols / W.group;
+  const float* o = (W.mins ? W.mins : W.scales) + n * ng;
+  __m256 v = _mm256_setzero_ps();
+  int64_t g = 0;
+  for (; g + 8 <= ng; g += 8) v = _mm256_fmadd_ps(_mm256_loadu_ps(o + g), _mm256_loadu_ps(a.gsum + g), v);
+  float acc = hsum(v);
+  for (; g < ng; ++g) acc += o[g] * a.gsum[g];
+  return W.mins ? acc : -float(bias) * acc;
+}
+
 // The activation blocks of row n (act_block(W) / 32 = BPA blocks of 32 each, one d per activation
 // block): ablock(b0, acc) adds the int32 products of blocks b0 .. b0+BPA-1 into acc; one convert
 // and one FMA with s_g * d per activation block, alternating between two accumulator chains.
@@ -50,7 +62,7 @@ inline float row_loop(const Matrix& W, int64_t n, const QuantAct& a, int bias, A
   int64_t i = 0;
   for (; i + 1 < na; i += 2) step(i, acc0), step(i + 1, acc1);
   if (i < na) step(i, acc0);
-  return hsum(_mm256_add_ps(acc0, acc1)) + qdot_offset_term(W, n, a, bias);
+  return hsum(_mm256_add_ps(acc0, acc1)) + offset_term(W, n, a, bias);
 }
 
 // Four rows n0 .. n0+3 at once: the activation block and its scale are loaded once for all four,
@@ -103,7 +115,7 @@ inline void row_tokens_group(const Matrix& W, int64_t n, const QuantAct* a, int 
   int64_t i = 0;
   for (; i + 1 < na; i += 2) step(i, acc0), step(i + 1, acc1);
   if (i < na) step(i, acc0);
-  for (int t = 0; t < kGroup; ++t) out[t] = hsum(_mm256_add_ps(acc0[t], acc1[t])) + qdot_offset_term(W, n, a[t], bias);
+  for (int t = 0; t < kGroup; ++t) out[t] = hsum(_mm256_add_ps(acc0[t], acc1[t])) + offset_term(W, n, a[t], bias);
 }
 
 template <int BPA, class Prep, class Dot>

@@ -112,15 +112,19 @@ QDotFn qdot_kernel(const Matrix& W, Isa isa) {
   return info.dot[size_t(isa)];
 }
 
-void qmatmul(const Context& ctx, const float* x, int64_t T, const Matrix& W, float* y, float alpha, float beta) {
-  const int64_t N = W.rows, K = W.cols;
-  if (T <= 0 || N <= 0) return;
-  check_quant_matrix(W, "matmul");
-  if (T > kGemvMaxT && !ctx.row_invariant && ctx.force_isa == Isa::Count) return dense_panels(ctx, x, T, W, y, alpha, beta);
-  if (!ctx.bf16_activations) {
-    ctx.pool->parallel_for(N, [&](int64_t n0, int64_t n1) { exact_rows(x, T, W, y, alpha, beta, n0, n1); });
-    return;
-  }
+namespace {
+
+// Same activation quantization (type, K, group, column order): one QuantAct set serves all.
+bool same_act_layout(const Matrix& a, const Matrix& b) {
+  return a.type == b.type && a.cols == b.cols && a.group == b.group && a.perm == b.perm;
+}
+
+// The int8 path over n matrices that read the same x (n == 1: a plain matmul): activations
+// quantized once into the caller's scratch, then one parallel region over all their rows.
+void int8_matmuls(const Context& ctx, const float* x, int64_t T, const Matrix* const* Ws, float* const* ys, int n,
+                  float alpha, float beta) {
+  const Matrix& W = *Ws[0];
+  const int64_t K = W.cols;
   const Isa isa = ctx.force_isa == Isa::Count ? best_isa() : ctx.force_isa;
   const QDotFn dot = qdot_kernel(W, isa);
   MCPM_CHECK(dot, "matmul: no {} kernel for {} weights in this build", isa_name(isa), weight_type_info(W).name);
@@ -151,26 +155,67 @@ void qmatmul(const Context& ctx, const float* x, int64_t T, const Matrix& W, flo
     acts.resize(size_t(T));
     for (int64_t t = 0; t < T; ++t) acts[size_t(t)] = QuantAct{q + t * K, d + t * nb, gs + t * ng};
   }
-  ctx.pool->parallel_for(N, [&](int64_t n0, int64_t n1) {
+  // Rows [n0, n1) of matrix Wm into ym [T, Wm.rows].
+  auto rows = [&](const Matrix& Wm, float* ym, int64_t n0, int64_t n1) {
+    const int64_t N = Wm.rows;
     int64_t n = n0;
     if (dot_rows) {  // results [n - n0][T] first, then y token by token (y's rows often alias in L1)
       float* o = static_cast<float*>(thread_scratch(ScratchSlot::GemvUp, size_t((n1 - n0) * T) * sizeof(float) + 64));
-      for (; n < n1; ++n) dot_rows(W, n, acts.data(), int(T), o + (n - n0) * T);
+      for (; n < n1; ++n) dot_rows(Wm, n, acts.data(), int(T), o + (n - n0) * T);
       for (int64_t t = 0; t < T; ++t)
-        for (n = n0; n < n1; ++n) scale_out(y[t * N + n], o[(n - n0) * T + t], alpha, beta);
+        for (n = n0; n < n1; ++n) scale_out(ym[t * N + n], o[(n - n0) * T + t], alpha, beta);
       return;
     }
     if (dot4)
       for (; n + 4 <= n1; n += 4)
         for (int64_t t = 0; t < T; ++t) {
           float o[4];
-          dot4(W, n, QuantAct{q + t * K, d + t * nb, gs + t * ng}, o);
-          for (int r = 0; r < 4; ++r) scale_out(y[t * N + n + r], o[r], alpha, beta);
+          dot4(Wm, n, QuantAct{q + t * K, d + t * nb, gs + t * ng}, o);
+          for (int r = 0; r < 4; ++r) scale_out(ym[t * N + n + r], o[r], alpha, beta);
         }
     for (; n < n1; ++n)
       for (int64_t t = 0; t < T; ++t)
-        scale_out(y[t * N + n], dot(W, n, QuantAct{q + t * K, d + t * nb, gs + t * ng}), alpha, beta);
+        scale_out(ym[t * N + n], dot(Wm, n, QuantAct{q + t * K, d + t * nb, gs + t * ng}), alpha, beta);
+  };
+  if (n == 1) return ctx.pool->parallel_for(W.rows, [&](int64_t n0, int64_t n1) { rows(W, ys[0], n0, n1); }, 4);
+  // Rows of all matrices as one range [0, sum N_i): matrix i holds [off_i, off_i + N_i).
+  std::vector<int64_t> off(size_t(n) + 1, 0);
+  for (int i = 0; i < n; ++i) off[size_t(i) + 1] = off[size_t(i)] + Ws[i]->rows;
+  ctx.pool->parallel_for(off[size_t(n)], [&](int64_t a0, int64_t a1) {
+    for (int i = 0; i < n; ++i) {
+      const int64_t b = std::max(a0, off[size_t(i)]), e = std::min(a1, off[size_t(i) + 1]);
+      if (b < e) rows(*Ws[i], ys[i], b - off[size_t(i)], e - off[size_t(i)]);
+    }
   }, 4);
+}
+
+}  // namespace
+
+void qmatmul(const Context& ctx, const float* x, int64_t T, const Matrix& W, float* y, float alpha, float beta) {
+  if (T <= 0 || W.rows <= 0) return;
+  check_quant_matrix(W, "matmul");
+  if (T > kGemvMaxT && !ctx.row_invariant && ctx.force_isa == Isa::Count) return dense_panels(ctx, x, T, W, y, alpha, beta);
+  if (!ctx.bf16_activations) {
+    ctx.pool->parallel_for(W.rows, [&](int64_t n0, int64_t n1) { exact_rows(x, T, W, y, alpha, beta, n0, n1); });
+    return;
+  }
+  const Matrix* Ws[1] = {&W};
+  float* ys[1] = {y};
+  int8_matmuls(ctx, x, T, Ws, ys, 1, alpha, beta);
+}
+
+void qmatmul_shared_input(const Context& ctx, const float* x, int64_t T, const Matrix* const* Ws, float* const* ys,
+                          int n) {
+  bool fused = T > 0 && n > 1 && ctx.bf16_activations && (T <= kGemvMaxT || ctx.row_invariant || ctx.force_isa != Isa::Count);
+  for (int i = 0; i < n; ++i) {
+    check_quant_matrix(*Ws[i], "matmul");
+    fused = fused && same_act_layout(*Ws[0], *Ws[i]) && Ws[i]->rows > 0;
+  }
+  if (!fused) {
+    for (int i = 0; i < n; ++i) qmatmul(ctx, x, T, *Ws[i], ys[i]);
+    return;
+  }
+  int8_matmuls(ctx, x, T, Ws, ys, n, 1.0f, 0.0f);
 }
 
 void qembed(const Matrix& table, const int32_t* ids, int64_t T, float scale, float* out) {
