@@ -5,6 +5,9 @@
 namespace {
 inline __m256i DotU8S8(__m256i u, __m256i s) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s); }
 inline __m256i DotAccU8S8(__m256i acc, __m256i u, __m256i s) { return _mm256_dpbusd_epi32(acc, u, s); }
+// Small-code accumulation (q4, t2; see qdot_x86-inl.h): straight into int32 here.
+inline __m256i SmallAccAdd(__m256i acc, __m256i u, __m256i s) { return _mm256_dpbusd_epi32(acc, u, s); }
+inline __m256i SmallAccFinish(__m256i acc) { return acc; }
 }  // namespace
 #define QDOT_NAME(t) qdot_##t##_vnni
 #include "kernels/cpu/qdot_x86-inl.h"

@@ -3,6 +3,9 @@
 // defined: the same loops, one instruction sequence apart. Per 32-block: codes -> 32 u8 lanes (q8:
 // |w| with the activation's sign moved onto it), added into 8 int32 partial sums; per activation
 // block (act_block(W), up to four 32-blocks sharing one d): one convert and one FMA with s_g * d.
+// q4 and t2 codes are small (<= 15), so the one-row kernels add their u8 x s8 products over an
+// activation block with SmallAccAdd (AVX2: int16 pair sums, widened once by SmallAccFinish) and
+// get the same integers as DotAccU8S8.
 #include <immintrin.h>
 
 #include <cstdint>
@@ -241,12 +244,13 @@ float QDOT_NAME(q4)(const Matrix& W, int64_t n, const QuantAct& a) {
   const __m128i lo4 = _mm_set1_epi8(0x0F);
   return row_dot<kActBlockQ4>(W, n, a, 8, [&](auto bpa) {
     return [&](int64_t b0, __m256i acc) {
+      __m256i p = _mm256_setzero_si256();
       for (int64_t b = b0; b < b0 + int64_t(bpa()); ++b) {
         const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + b * 16));
         const __m256i w = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), lo4), _mm_and_si128(v, lo4));
-        acc = DotAccU8S8(acc, w, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q + b * 32)));
+        p = SmallAccAdd(p, w, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q + b * 32)));
       }
-      return acc;
+      return _mm256_add_epi32(acc, SmallAccFinish(p));
     };
   });
 }
@@ -260,12 +264,13 @@ float QDOT_NAME(t2)(const Matrix& W, int64_t n, const QuantAct& a) {
       // activation block (1, 2 or 4 blocks, aligned) lies inside one chunk: load once, shift.
       __m256i v = _mm256_srl_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + (b0 / 4) * 32)),
                                    _mm_cvtsi32_si128(int(2 * (b0 % 4))));
+      __m256i p = _mm256_setzero_si256();
       for (int j = 0; j < bpa(); ++j) {
         if (j > 0) v = _mm256_srli_epi16(v, 2);
         const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q + (b0 + j) * 32));
-        acc = DotAccU8S8(acc, _mm256_and_si256(v, m2), x);
+        p = SmallAccAdd(p, _mm256_and_si256(v, m2), x);
       }
-      return acc;
+      return _mm256_add_epi32(acc, SmallAccFinish(p));
     };
   });
 }
