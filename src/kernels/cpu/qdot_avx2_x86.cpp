@@ -12,5 +12,6 @@ inline __m256i DotAccU8S8(__m256i acc, __m256i u, __m256i s) { return _mm256_add
 inline __m256i SmallAccAdd(__m256i acc, __m256i u, __m256i s) { return _mm256_add_epi16(acc, _mm256_maddubs_epi16(u, s)); }
 inline __m256i SmallAccFinish(__m256i acc) { return _mm256_madd_epi16(acc, _mm256_set1_epi16(1)); }
 }  // namespace
+#define QDOT_EXACT_U8 0  // u8 x s8 products summed without int16 saturation
 #define QDOT_NAME(t) qdot_##t##_avx2
 #include "kernels/cpu/qdot_x86-inl.h"

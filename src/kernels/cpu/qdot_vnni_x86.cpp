@@ -9,5 +9,6 @@ inline __m256i DotAccU8S8(__m256i acc, __m256i u, __m256i s) { return _mm256_dpb
 inline __m256i SmallAccAdd(__m256i acc, __m256i u, __m256i s) { return _mm256_dpbusd_epi32(acc, u, s); }
 inline __m256i SmallAccFinish(__m256i acc) { return acc; }
 }  // namespace
+#define QDOT_EXACT_U8 1  // u8 x s8 products summed without int16 saturation
 #define QDOT_NAME(t) qdot_##t##_vnni
 #include "kernels/cpu/qdot_x86-inl.h"
