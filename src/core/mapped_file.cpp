@@ -72,6 +72,14 @@ void prefault_pages(const void* data, size_t bytes) {
   (void)sink;
 }
 
+void release_pages(const void* data, size_t bytes) {
+  if (!data || !bytes) return;
+  const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(data) + page - 1) / page * page;
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(data) + bytes) / page * page;
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
 std::string read_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   if (!f) fail("{}: cannot open ({})", path, std::strerror(errno));

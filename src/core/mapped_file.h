@@ -31,6 +31,11 @@ class MappedFile {
 // file does not wait for the disk.
 void prefault_pages(const void* data, size_t bytes);
 
+// Drops the pages lying wholly inside [data, data + bytes) of a read-only file mapping from this
+// process (MADV_DONTNEED): they stop counting as resident, and a later read faults them back in from
+// the page cache or the file. For source bytes that were converted into another buffer at load.
+void release_pages(const void* data, size_t bytes);
+
 // Reads a whole (small) file into a string; throws mcpm::Error naming the path.
 std::string read_file(const std::string& path);
 

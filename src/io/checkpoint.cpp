@@ -4,6 +4,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/mapped_file.h"
 
 namespace fs = std::filesystem;
 
@@ -79,6 +80,11 @@ std::vector<std::string> CheckpointFolder::tensor_names() const {
   std::vector<std::string> v;
   for (const auto& [n, _] : index_) v.push_back(n);
   return v;
+}
+
+void CheckpointFolder::release_tensor_pages(const std::string& prefix) const {
+  for (auto it = index_.lower_bound(prefix); it != index_.end() && it->first.starts_with(prefix); ++it)
+    release_pages(it->second->data, it->second->nbytes);
 }
 
 size_t CheckpointFolder::weight_bytes() const {

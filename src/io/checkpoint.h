@@ -28,6 +28,9 @@ class CheckpointFolder {
   // Throws "<dir>: tensor 'name' is missing" when absent.
   const TensorInfo& get(const std::string& name) const;
   std::vector<std::string> tensor_names() const;
+  // Drops the mapped pages of every tensor whose name starts with `prefix` from this process's
+  // resident memory (release_pages), once their bytes have been converted into another buffer.
+  void release_tensor_pages(const std::string& prefix) const;
   const std::vector<std::unique_ptr<SafetensorsFile>>& files() const { return files_; }
   size_t weight_bytes() const;
 

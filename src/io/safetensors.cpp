@@ -1,5 +1,6 @@
 #include "io/safetensors.h"
 
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -94,35 +95,66 @@ const TensorInfo* SafetensorsFile::find(const std::string& name) const {
   return it == tensors_.end() ? nullptr : &it->second;
 }
 
-void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
-                       const std::map<std::string, std::string>& metadata) {
+namespace {
+size_t tensor_bytes(const TensorToWrite& t) {
+  int64_t n = 1;
+  for (auto d : t.shape) n *= d;
+  return size_t(n) * dtype_size(t.dtype);
+}
+}  // namespace
+
+SafetensorsWriter::SafetensorsWriter(std::string path, std::vector<TensorToWrite> tensors,
+                                     const std::map<std::string, std::string>& metadata)
+    : path_(std::move(path)), tmp_(path_ + ".tmp"), tensors_(std::move(tensors)) {
   json h = json::object();
   if (!metadata.empty()) h["__metadata__"] = metadata;
   uint64_t off = 0;
-  for (const auto& t : tensors) {
-    int64_t n = 1;
-    for (auto d : t.shape) n *= d;
-    const uint64_t bytes = uint64_t(n) * dtype_size(t.dtype);
+  for (const auto& t : tensors_) {
+    const uint64_t bytes = tensor_bytes(t);
+    MCPM_CHECK(!h.contains(t.name), "{}: tensor '{}' listed twice", path_, t.name);
     h[t.name] = {{"dtype", std::string(traits(t.dtype).safetensors)}, {"shape", t.shape}, {"data_offsets", {off, off + bytes}}};
     off += bytes;
   }
   std::string header = h.dump();
   while ((8 + header.size()) % 8) header.push_back(' ');
-  const std::string tmp = path + ".tmp";
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  MCPM_CHECK(f, "{}: cannot open for writing", tmp);
+  f_ = std::fopen(tmp_.c_str(), "wb");
+  MCPM_CHECK(f_, "{}: cannot open for writing ({})", tmp_, std::strerror(errno));
   uint8_t len[8];
   for (int i = 0; i < 8; ++i) len[i] = uint8_t(uint64_t(header.size()) >> (8 * i));
-  bool ok = std::fwrite(len, 1, 8, f) == 8 && std::fwrite(header.data(), 1, header.size(), f) == header.size();
-  for (const auto& t : tensors) {
-    int64_t n = 1;
-    for (auto d : t.shape) n *= d;
-    const size_t bytes = size_t(n) * dtype_size(t.dtype);
-    ok = ok && (bytes == 0 || std::fwrite(t.data, 1, bytes, f) == bytes);
-  }
-  ok = (std::fclose(f) == 0) && ok;
-  MCPM_CHECK(ok, "{}: write failed (disk full?)", tmp);
-  std::filesystem::rename(tmp, path);
+  MCPM_CHECK(std::fwrite(len, 1, 8, f_) == 8 && std::fwrite(header.data(), 1, header.size(), f_) == header.size(),
+             "{}: write failed (disk full?)", tmp_);
+}
+
+SafetensorsWriter::~SafetensorsWriter() {
+  if (!f_) return;
+  std::fclose(f_);
+  std::remove(tmp_.c_str());
+}
+
+void SafetensorsWriter::write(const std::string& name, const void* data, size_t bytes) {
+  MCPM_CHECK(f_ && !done(), "{}: tensor '{}' written after the last listed one", path_, name);
+  const TensorToWrite& t = tensors_[next_];
+  MCPM_CHECK(name == t.name, "{}: tensor '{}' written where '{}' comes next", path_, name, t.name);
+  MCPM_CHECK(bytes == tensor_bytes(t), "{}: tensor '{}' has {} bytes, its shape [{}] {} needs {}", path_, name, bytes,
+             fmt::join(t.shape, ", "), traits(t.dtype).safetensors, tensor_bytes(t));
+  MCPM_CHECK(bytes == 0 || std::fwrite(data, 1, bytes, f_) == bytes, "{}: write failed (disk full?)", tmp_);
+  ++next_;
+}
+
+void SafetensorsWriter::finish() {
+  MCPM_CHECK(f_ && done(), "{}: finished with {} of {} tensors written", path_, next_, tensors_.size());
+  const bool ok = std::fclose(f_) == 0;
+  f_ = nullptr;
+  if (!ok) std::remove(tmp_.c_str());
+  MCPM_CHECK(ok, "{}: write failed (disk full?)", tmp_);
+  std::filesystem::rename(tmp_, path_);
+}
+
+void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
+                       const std::map<std::string, std::string>& metadata) {
+  SafetensorsWriter w(path, tensors, metadata);
+  for (const auto& t : tensors) w.write(t.name, t.data, tensor_bytes(t));
+  w.finish();
 }
 
 }  // namespace mcpm

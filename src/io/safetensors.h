@@ -4,6 +4,7 @@
 //   header = {"name": {"dtype": "BF16", "shape": [..], "data_offsets": [begin, end]}, "__metadata__": {..}}
 #pragma once
 #include <cstdint>
+#include <cstdio>
 #include <map>
 #include <string>
 #include <vector>
@@ -47,6 +48,30 @@ struct TensorToWrite {
   DType dtype;
   std::vector<int64_t> shape;
   const void* data;  // numel * dtype_size bytes
+};
+
+// Writes a safetensors file whose tensors are all known up front (name, dtype, shape; `data` is
+// ignored) while their bytes arrive one tensor at a time, in the listed order: memory is bounded by
+// what the caller holds, not by the file. Writes `path.tmp` and renames it on finish(); a writer
+// destroyed unfinished removes the temporary file.
+class SafetensorsWriter {
+ public:
+  SafetensorsWriter(std::string path, std::vector<TensorToWrite> tensors, const std::map<std::string, std::string>& metadata = {});
+  ~SafetensorsWriter();
+  SafetensorsWriter(const SafetensorsWriter&) = delete;
+  SafetensorsWriter& operator=(const SafetensorsWriter&) = delete;
+
+  bool done() const { return next_ == tensors_.size(); }
+  const TensorToWrite& next() const { return tensors_.at(next_); }  // the tensor write() expects
+  // Appends the bytes of the next tensor; `name` and `bytes` must be the listed ones.
+  void write(const std::string& name, const void* data, size_t bytes);
+  void finish();  // every tensor written: close, check, rename
+
+ private:
+  std::string path_, tmp_;
+  std::vector<TensorToWrite> tensors_;
+  size_t next_ = 0;
+  FILE* f_ = nullptr;
 };
 
 // Writes a safetensors file (tensors in the given order, 8-byte aligned data). Atomic: writes to

@@ -368,6 +368,10 @@ std::unique_ptr<Model> Model::load(const std::string& dir, Backend& backend, con
       else if (quant[i].source == Source::PackedTernary) ternary_linear_copy(folder, linear_base(ts.name), N, K, quant[i].layout, qdst(i));
       else if (quant[i].source == Source::Rtn) rtn_fill(folder.get(ts.name), N, K, quant[i].layout, qdst(i));
       else ternary_fill(folder.get(ts.name), N, K, quant[i].layout, qdst(i));
+      // The source bytes are not read again: drop their mapped pages (else an 8B checkpoint
+      // converted at load stays resident twice).
+      const bool packed = quant[i].source == Source::Gptq || quant[i].source == Source::PackedTernary;
+      folder.release_tensor_pages(packed ? linear_base(ts.name) + "." : ts.name);
       loaded += quant[i].layout.code_bytes(N, K);
       bar.update(loaded);
       continue;
@@ -375,9 +379,11 @@ std::unique_ptr<Model> Model::load(const std::string& dir, Backend& backend, con
     const TensorInfo& t = folder.get(specs[i].name);
     const bool norm = specs[i].role == TensorRole::Norm || specs[i].role == TensorRole::EagleBias;
     const DType dt = norm ? DType::F32 : memory_dtype(t.dtype);
+    // An untied embedding is only looked up row by row: its pages come in as tokens need them.
+    const bool lookup_only = specs[i].role == TensorRole::Embedding && !spec.tie_embeddings;
     if (in_place[i]) {
       constexpr size_t kChunk = size_t(64) << 20;  // progress steps within a large tensor
-      for (size_t off = 0; off < t.nbytes; off += kChunk) {
+      for (size_t off = 0; off < t.nbytes && !lookup_only; off += kChunk) {
         prefault_pages(t.data + off, std::min(kChunk, t.nbytes - off));
         bar.update(loaded + std::min(off + kChunk, t.nbytes));
       }
@@ -392,6 +398,7 @@ std::unique_ptr<Model> Model::load(const std::string& dir, Backend& backend, con
         backend.upload(at(region[i]), staging.data(), staging.size() * 4);
       }
     }
+    if (!in_place[i]) folder.release_tensor_pages(specs[i].name);  // copied: the source is not read again
     loaded += t.nbytes;
     bar.update(loaded);
   }

@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <cstring>
 #include <map>
+#include <memory>
+#include <set>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -51,26 +54,90 @@ TapSite site_of(TensorRole r) {
   }
 }
 
-// Holds every output tensor's bytes until the file is written.
-struct OutTensors {
-  std::vector<TensorToWrite> list;
-  std::vector<std::vector<uint8_t>> store;
-  void add(const std::string& name, DType dt, std::vector<int64_t> shape, const void* data, size_t bytes) {
-    store.emplace_back(static_cast<const uint8_t*>(data), static_cast<const uint8_t*>(data) + bytes);
-    list.push_back({name, dt, std::move(shape), nullptr});
+// The output file's tensors, known before any is quantized, and the bytes of those done but not yet
+// written (at most one layer's: the file is written in order as layers finish).
+class OutTensors {
+ public:
+  OutTensors(const CheckpointFolder& src, std::set<std::string> copied, const std::string& path,
+             std::vector<TensorToWrite> plan, const std::map<std::string, std::string>& metadata)
+      : src_(src), copied_(std::move(copied)) {
+    for (const auto& t : plan) shape_[t.name] = t.shape;
+    writer_ = std::make_unique<SafetensorsWriter>(path, std::move(plan), metadata);
+  }
+  // Bytes of a tensor made by the quantizer; its shape must be the planned one.
+  void add(const std::string& name, const std::vector<int64_t>& shape, const void* data, size_t bytes) {
+    MCPM_CHECK(shape_.count(name) && shape_.at(name) == shape, "quantize: unplanned output tensor {}", name);
+    pending_[name].assign(static_cast<const uint8_t*>(data), static_cast<const uint8_t*>(data) + bytes);
   }
   void add_gptq(const std::string& base, const GptqPacked& p) {
-    add(base + ".qweight", DType::I32, p.qweight_shape, p.qweight.data(), p.qweight.size() * 4);
-    add(base + ".qzeros", DType::I32, p.qzeros_shape, p.qzeros.data(), p.qzeros.size() * 4);
-    add(base + ".scales", DType::F16, p.scales_shape, p.scales.data(), p.scales.size() * 2);
-    add(base + ".g_idx", DType::I32, {int64_t(p.g_idx.size())}, p.g_idx.data(), p.g_idx.size() * 4);
+    add(base + ".qweight", p.qweight_shape, p.qweight.data(), p.qweight.size() * 4);
+    add(base + ".qzeros", p.qzeros_shape, p.qzeros.data(), p.qzeros.size() * 4);
+    add(base + ".scales", p.scales_shape, p.scales.data(), p.scales.size() * 2);
+    add(base + ".g_idx", {int64_t(p.g_idx.size())}, p.g_idx.data(), p.g_idx.size() * 4);
+  }
+  // Writes the tensors due next that are ready: quantized ones from add(), the others copied from
+  // the source as stored (then their mapped pages are dropped).
+  void flush() {
+    while (!writer_->done()) {
+      const std::string name = writer_->next().name;
+      if (auto it = pending_.find(name); it != pending_.end()) {
+        writer_->write(name, it->second.data(), it->second.size());
+        pending_.erase(it);
+      } else if (copied_.count(name)) {
+        const TensorInfo& t = src_.get(name);
+        writer_->write(name, t.data, t.nbytes);
+        src_.release_tensor_pages(name);
+      } else {
+        break;
+      }
+    }
   }
   void finish() {
-    for (size_t i = 0; i < list.size(); ++i) list[i].data = store[i].data();
+    flush();
+    MCPM_CHECK(writer_->done(), "quantize: output tensor {} was never made", writer_->next().name);
+    writer_->finish();
   }
+
+ private:
+  const CheckpointFolder& src_;
+  std::set<std::string> copied_;
+  std::map<std::string, std::vector<int64_t>> shape_;
+  std::map<std::string, std::vector<uint8_t>> pending_;
+  std::unique_ptr<SafetensorsWriter> writer_;
 };
 
 std::string base_name(const std::string& weight_name) { return weight_name.substr(0, weight_name.size() - 7); }
+
+// The output tensors in the source order: GPTQ tensors (or packed ternary codes and scales) in
+// place of each linear, everything else (and fake-quant linears) with the source's dtype and shape.
+std::vector<TensorToWrite> output_plan(const CheckpointFolder& src, const std::vector<TensorSpec>& specs,
+                                       const QuantizeOptions& o, int bits) {
+  const bool ternary = o.type == "ternary";
+  std::vector<TensorToWrite> plan;
+  for (const auto& ts : specs) {
+    const std::string base = base_name(ts.name);
+    const int64_t N = ts.shape[0], K = ts.is_matrix() ? ts.shape[1] : 0;
+    const int64_t g = o.group > 0 ? o.group : K;
+    if (ts.is_matrix() && !ternary) {
+      const int64_t pw = 32 / bits;
+      MCPM_CHECK(K % g == 0 && K % pw == 0 && N % pw == 0, "quantize: {} [{}, {}] does not fit {}-bit GPTQ packing with group "
+                 "{} (K must be a multiple of the group, K and N of {})", ts.name, N, K, bits, g, pw);
+      plan.push_back({base + ".qweight", DType::I32, {K / pw, N}, nullptr});
+      plan.push_back({base + ".qzeros", DType::I32, {K / g, N / pw}, nullptr});
+      plan.push_back({base + ".scales", DType::F16, {K / g, N}, nullptr});
+      plan.push_back({base + ".g_idx", DType::I32, {K}, nullptr});
+    } else if (ts.is_matrix() && !o.fake_quant) {
+      MCPM_CHECK(K % g == 0 && K % 32 == 0 && g % 32 == 0, "{}: ternary group {} must be a multiple of 32 dividing K = {}",
+                 ts.name, g, K);
+      plan.push_back({base + ".t2_codes", DType::U8, {N, int64_t(weight_type_info(WType::T2).row_bytes(K))}, nullptr});
+      plan.push_back({base + ".t2_scales", DType::F32, {N, K / g}, nullptr});
+    } else {
+      const TensorInfo& t = src.get(ts.name);
+      plan.push_back({ts.name, t.dtype, t.shape, nullptr});
+    }
+  }
+  return plan;
+}
 
 }  // namespace
 
@@ -115,12 +182,14 @@ void quantize_checkpoint(const std::string& src_dir, const std::string& out_dir,
   go.damp = o.damp;
 
   const auto specs = model_tensor_specs(spec);
-  OutTensors out;
+  const std::string quantizer = fmt::format("minicpm.cpp quantize --type {}", o.type);
+  std::set<std::string> copied;  // written as stored
+  for (const auto& ts : specs)
+    if (!ts.is_matrix()) copied.insert(ts.name);
+  // The file is written layer by layer as it is made: memory holds one layer's output.
+  OutTensors out(src, copied, out_dir + "/model.safetensors", output_plan(src, specs, o, bits),
+                 {{"format", "pt"}, {"quantizer", quantizer}});
   ProgressBar bar("quantizing", uint64_t(spec.n_layers), "layers", o.progress);
-  std::map<std::string, GptqPacked> packed;  // linear base name -> tensors
-  std::map<std::string, std::vector<float>> fake;  // ternary: fake-quant values per weight name
-  std::map<std::string, std::pair<std::vector<int64_t>, std::vector<uint8_t>>> packed_t2;       // packed ternary codes
-  std::map<std::string, std::pair<std::vector<int64_t>, std::vector<float>>> packed_t2_scales;  // and scales
   double total_loss = 0.0;
   for (int l = 0; l < int(spec.n_layers); ++l) {
     std::vector<const TensorSpec*> lin;
@@ -153,18 +222,17 @@ void quantize_checkpoint(const std::string& src_dir, const std::string& out_dir,
           GptqResult r = gptq_quantize(W.data(), m.rows, m.cols, Hm, go);
           total_loss += r.loss;
           model->set_linear_weights(l, ts->role, r.deq.data());
-          packed[base_name(ts->name)] = pack_gptq(r.q, o.v2);
+          out.add_gptq(base_name(ts->name), pack_gptq(r.q, o.v2));
         }
       }
     } else {
       for (const TensorSpec* ts : lin) {
         const TensorInfo& t = src.get(ts->name);
         const std::vector<float> W = dense_f32(t);
+        src.release_tensor_pages(ts->name);  // read once
         const int64_t N = ts->shape[0], K = ts->shape[1];
         if (ternary) {
-          const int64_t g = o.group > 0 ? o.group : K;
-          MCPM_CHECK(K % g == 0 && K % 32 == 0 && g % 32 == 0, "{}: ternary group {} must be a multiple of 32 dividing K = {}",
-                     ts->name, g, K);
+          const int64_t g = o.group > 0 ? o.group : K;  // checked by output_plan
           std::vector<uint8_t> pk(weight_type_info(WType::T2).row_bytes(K));
           std::vector<float> s(size_t(K / g)), row(static_cast<size_t>(K));
           Matrix one;
@@ -177,59 +245,37 @@ void quantize_checkpoint(const std::string& src_dir, const std::string& out_dir,
               ref::quantize_row_rtn(W.data() + n * K, K, WType::T2, g, false, codes.data() + size_t(n) * rb,
                                     scales.data() + n * (K / g), nullptr);
             const std::string base = base_name(ts->name);
-            packed_t2[base + ".t2_codes"] = {{N, int64_t(rb)}, std::move(codes)};
-            packed_t2_scales[base + ".t2_scales"] = {{N, K / g}, std::move(scales)};
+            out.add(base + ".t2_codes", {N, int64_t(rb)}, codes.data(), codes.size());
+            out.add(base + ".t2_scales", {N, K / g}, scales.data(), scales.size() * 4);
             continue;
           }
-          std::vector<float>& f = fake[ts->name];
-          f.resize(size_t(N * K));
+          // Fake quant: dense {-s, 0, s} in the source dtype, a row at a time.
+          std::vector<uint8_t> stored(size_t(N * K) * dtype_size(t.dtype));
           for (int64_t n = 0; n < N; ++n) {
             ref::quantize_row_rtn(W.data() + n * K, K, WType::T2, g, false, pk.data(), s.data(), nullptr);
             // Round the scale to the source dtype so the stored values are exactly {-s, 0, s}.
             for (auto& v : s) v = t.dtype == DType::BF16 ? round_to_bf16(v) : t.dtype == DType::F16 ? f16_to_f32(f32_to_f16(v)) : v;
-            ref::dequant_row(one, 0, f.data() + n * K);
+            ref::dequant_row(one, 0, row.data());
+            uint8_t* dst = stored.data() + size_t(n * K) * dtype_size(t.dtype);
+            if (t.dtype == DType::F32) std::memcpy(dst, row.data(), size_t(K) * 4);
+            for (int64_t k = 0; k < K && t.dtype != DType::F32; ++k) {
+              const uint16_t h = t.dtype == DType::BF16 ? f32_to_bf16(row[size_t(k)]) : f32_to_f16(row[size_t(k)]);
+              std::memcpy(dst + k * 2, &h, 2);
+            }
           }
+          out.add(ts->name, t.shape, stored.data(), stored.size());
         } else {
-          packed[base_name(ts->name)] = pack_gptq(rtn_quantize(W.data(), N, K, go).q, o.v2);
+          out.add_gptq(base_name(ts->name), pack_gptq(rtn_quantize(W.data(), N, K, go).q, o.v2));
         }
       }
     }
+    out.flush();
     bar.update(uint64_t(l + 1));
   }
   bar.finish();
   if (gptq) MCPM_LOG_INFO("gptq: total reported loss {:.6g}", total_loss);
 
-  // Output tensors in the source order: dense ones copied as stored, linears replaced.
-  for (const auto& ts : specs) {
-    if (ts.is_matrix() && !ternary) {
-      out.add_gptq(base_name(ts.name), packed.at(base_name(ts.name)));
-      continue;
-    }
-    if (ts.is_matrix() && !o.fake_quant) {  // packed ternary
-      const std::string base = base_name(ts.name);
-      const auto& c = packed_t2.at(base + ".t2_codes");
-      const auto& sc = packed_t2_scales.at(base + ".t2_scales");
-      out.add(base + ".t2_codes", DType::U8, c.first, c.second.data(), c.second.size());
-      out.add(base + ".t2_scales", DType::F32, sc.first, sc.second.data(), sc.second.size() * 4);
-      continue;
-    }
-    const TensorInfo& t = src.get(ts.name);
-    if (ts.is_matrix()) {  // ternary fake-quant in the source dtype
-      const std::vector<float>& f = fake.at(ts.name);
-      if (t.dtype == DType::F32) {
-        out.add(ts.name, DType::F32, t.shape, f.data(), f.size() * 4);
-      } else {
-        std::vector<uint16_t> h(f.size());
-        for (size_t i = 0; i < f.size(); ++i) h[i] = t.dtype == DType::BF16 ? f32_to_bf16(f[i]) : f32_to_f16(f[i]);
-        out.add(ts.name, t.dtype, t.shape, h.data(), h.size() * 2);
-      }
-      continue;
-    }
-    out.add(ts.name, t.dtype, t.shape, t.data, t.nbytes);
-  }
   out.finish();
-  const std::string quantizer = fmt::format("minicpm.cpp quantize --type {}", o.type);
-  write_safetensors(out_dir + "/model.safetensors", out.list, {{"format", "pt"}, {"quantizer", quantizer}});
 
   json config = src.config();
   if (ternary && !o.fake_quant) config["quantization_config"] = ternary_config_json(o.group);
