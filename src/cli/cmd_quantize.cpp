@@ -33,7 +33,8 @@ void run_quantize(QuantizeArgs a) {
     MCPM_CHECK(!a.calib_file.empty(), "quantize --type {}: GPTQ needs calibration text: --calib FILE", a.q.type);
     CommonOptions c = a.common;
     c.device = "cpu";
-    c.no_mmap = true;  // the quantizer overwrites the weights layer by layer
+    c.no_mmap = false;   // weights read in place; a quantized linear gets its own copy (Model::set_linear_weights)
+    c.prefault = false;  // pages come in (and are dropped) one layer at a time
     c.exact = true;    // calibration activations in fp32
     c.ctx = a.calib_len;
     c.batch = a.calib_len;

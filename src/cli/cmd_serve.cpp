@@ -30,6 +30,7 @@ struct ServeArgs {
   int max_queue = 64;
   size_t max_body = 16u << 20;
   bool fast_prefill = false;
+  SpecCliOptions spec;
 };
 
 std::vector<std::string> read_keys(const std::string& path) {
@@ -48,6 +49,8 @@ std::vector<std::string> read_keys(const std::string& path) {
 void run_serve(const ServeArgs& a) {
   MCPM_CHECK(a.parallel >= 1 && a.parallel <= 256, "--parallel must be between 1 and 256 (got {})", a.parallel);
   MCPM_CHECK(a.max_queue >= 0, "--max-queue must be >= 0 (got {})", a.max_queue);
+  MCPM_CHECK(a.spec.mode == "off" || !a.fast_prefill, "--spec {} needs row-invariant batches (its output equals plain "
+             "decoding only then): drop --fast-prefill", a.spec.mode);
   server::ServerOptions so;
   so.host = a.host;
   so.port = a.port;
@@ -79,6 +82,7 @@ void run_serve(const ServeArgs& a) {
   });
 
   Loaded l;
+  std::unique_ptr<Drafter> drafter;  // outlives the scheduler
   std::unique_ptr<Scheduler> sched;
   std::string load_error;
   std::thread loader([&] {
@@ -87,6 +91,9 @@ void run_serve(const ServeArgs& a) {
       SchedulerOptions sopt;
       sopt.max_queue = a.max_queue;
       sopt.row_invariant = !a.fast_prefill;
+      drafter = make_drafter(a.spec, l);
+      sopt.drafter = drafter.get();
+      sopt.spec = SpecLimits{a.spec.tree, a.spec.depth, a.spec.topk};
       sched = std::make_unique<Scheduler>(*l.model, *l.tokenizer, sopt);
       sched->start();
       server::Engine e;
@@ -96,8 +103,9 @@ void run_serve(const ServeArgs& a) {
       e.defaults = sampler_params(l.model->dir(), a.sampling);
       e.model_dir = l.model->dir();
       srv.attach(e);
-      std::fprintf(stderr, "serve: ready: %s, %d slots of %lld tokens, sampling defaults: %s\n", e.model_dir.c_str(),
-                   a.parallel, (long long)l.model->n_ctx(), e.defaults.describe().c_str());
+      std::fprintf(stderr, "serve: ready: %s, %d slots of %lld tokens, sampling defaults: %s, speculative decoding: %s%s\n",
+                   e.model_dir.c_str(), a.parallel, (long long)l.model->n_ctx(), e.defaults.describe().c_str(),
+                   a.spec.mode.c_str(), a.spec.mode == "off" ? "" : " (while one request decodes alone)");
       std::fflush(stderr);
     } catch (const std::exception& e) {
       load_error = e.what();
@@ -142,6 +150,7 @@ void register_serve(CLI::App& app) {
   cmd->add_flag("--fast-prefill", a->fast_prefill,
                 "batched GEMM prefill (faster prompts; output may then differ in the last bits between a request alone "
                 "and under load)");
+  add_spec_options(*cmd, a->spec);
   cmd->callback([a] { run_serve(*a); });
 }
 

@@ -259,6 +259,7 @@ Loaded load(const CommonOptions& o, NeedTokenizer need, int64_t min_ctx, int64_t
   lo.kv_dtype = o.kv_type == "f32" ? DType::F32 : DType::BF16;
   lo.sparse = parse_sparse_mode(o.sparse);
   lo.mmap_weights = !o.no_mmap;
+  lo.prefault = o.prefault;
   lo.weight_type = o.weights;
   lo.weight_group = o.weight_group;
   lo.head_type = o.head_type;

@@ -23,6 +23,7 @@ struct CommonOptions {
   std::string sparse = "auto";  // InfLLM v2: auto (as configured), on, off
   bool exact = false;  // fp32 activations in batched matmuls
   bool no_mmap = false;   // copy every weight into the arena instead of reading it in place
+  bool prefault = true;   // (no flag) read in-place weights in at load; the quantizer reads them layer by layer
   bool progress = false;  // progress bar while loading, also when stderr is not a terminal
   std::string weights;    // linears: "" as stored, q8 / q4 / t2 = round to nearest at load
   int64_t weight_group = 128;

@@ -383,7 +383,7 @@ std::unique_ptr<Model> Model::load(const std::string& dir, Backend& backend, con
     const bool lookup_only = specs[i].role == TensorRole::Embedding && !spec.tie_embeddings;
     if (in_place[i]) {
       constexpr size_t kChunk = size_t(64) << 20;  // progress steps within a large tensor
-      for (size_t off = 0; off < t.nbytes && !lookup_only; off += kChunk) {
+      for (size_t off = 0; off < t.nbytes && !lookup_only && o.prefault; off += kChunk) {
         prefault_pages(t.data + off, std::min(kChunk, t.nbytes - off));
         bar.update(loaded + std::min(off + kChunk, t.nbytes));
       }
@@ -483,6 +483,7 @@ std::unique_ptr<Model> Model::load(const std::string& dir, Backend& backend, con
   m->tree_mask_ = static_cast<uint64_t*>(at(r_mask));
   m->gather_ = static_cast<float*>(at(r_gather));
   m->seqs_.assign(size_t(o.n_seq), SeqState{});
+  m->released_.assign(size_t(spec.n_layers), 0);
   m->x_ = static_cast<float*>(at(r_x));
   m->xn_ = static_cast<float*>(at(r_xn));
   m->q_ = static_cast<float*>(at(r_q));
@@ -655,6 +656,11 @@ void Model::check_batch(const Batch& b, std::vector<BatchRun>& runs) const {
 void Model::forward(const Batch& b) {
   std::vector<BatchRun> runs;
   check_batch(b, runs);
+  {
+    const int l_end = range_.last < 0 ? int(spec_.n_layers) : range_.last;
+    for (int l = range_.first; l < l_end; ++l)
+      MCPM_CHECK(!released_[size_t(l)], "forward: layer {} was released by the quantizer (release_layer)", l);
+  }
   const int64_t T = b.size();
   const bool masked = !b.tree_mask.empty();
   Backend& be = *backend_;
@@ -746,10 +752,13 @@ void Model::run_layers(int64_t T, const std::vector<BatchRun>& runs, const std::
     }
     if (e.fc_bias) be.embed(zeros_, T, Matrix{e.fc_bias, DType::F32, 1, H}, 1.0f, x_);  // x = bias in every row
     be.matmul(concat_, T, e.fc, x_, 1.0f, e.fc_bias ? 1.0f : 0.0f);
+  } else if (range_.x_in) {
+    be.upload(x_, range_.x_in, size_t(T * s.hidden) * 4);  // forward_layers: the stream entering layer `first`
   } else {
     be.embed(tokens_, T, w_.embed, float(s.scale_emb), x_);
   }
-  for (int l = 0; l < int(s.n_layers); ++l) {
+  const int l_end = range_.last < 0 ? int(s.n_layers) : range_.last;
+  for (int l = range_.first; l < l_end; ++l) {
     const LayerWeights& lw = w_.layers[size_t(l)];
     be.rmsnorm(x_, T, s.hidden, lw.attn_norm, eps, xn_);
     if (tap_ && tap_site(l, TapSite::AttnIn, xn_, T, s.hidden)) return;
@@ -787,6 +796,10 @@ void Model::run_layers(int64_t T, const std::vector<BatchRun>& runs, const std::
     if (tap_ && tap_site(l, TapSite::FfnOut, ffn_, T, s.intermediate)) return;
     be.matmul(ffn_, T, lw.w_down, x_, c, 1.0f);  // x += c * mlp
   }
+  if (range_.last >= 0) {  // forward_layers: the residual stream leaving layer last-1
+    if (range_.x_out) be.download(range_.x_out, x_, size_t(T * s.hidden) * 4);
+    return;
+  }
   if (s.eagle) be.copy(xn_, x_, size_t(T * s.hidden) * 4);  // a draft head has no final norm: z' = x
   else be.rmsnorm(x_, T, s.hidden, w_.final_norm, eps, xn_);
 }
@@ -798,8 +811,12 @@ bool Model::tap_site(int layer, TapSite site, const float* x, int64_t T, int64_t
 }
 
 const Matrix& Model::linear(int layer, TensorRole role) const {
+  return const_cast<Model*>(this)->linear_mut(layer, role);
+}
+
+Matrix& Model::linear_mut(int layer, TensorRole role) {
   MCPM_CHECK(layer >= 0 && layer < int(w_.layers.size()), "linear: layer {} out of range", layer);
-  const LayerWeights& lw = w_.layers[size_t(layer)];
+  LayerWeights& lw = w_.layers[size_t(layer)];
   switch (role) {
     case TensorRole::AttnQ: return lw.wq;
     case TensorRole::AttnK: return lw.wk;
@@ -813,11 +830,18 @@ const Matrix& Model::linear(int layer, TensorRole role) const {
 }
 
 void Model::set_linear_weights(int layer, TensorRole role, const float* w) {
-  const Matrix& m = linear(layer, role);
+  Matrix& m = linear_mut(layer, role);
   MCPM_CHECK(m.type == WType::Dense, "set_linear_weights: the linear is quantized");
-  MCPM_CHECK(plan_.mapped_bytes() == 0, "set_linear_weights: weights are read in place from the checkpoint (load with "
-             "mmap_weights = false)");
-  const size_t n = size_t(m.rows * m.cols);
+  MCPM_CHECK(!released_[size_t(layer)], "set_linear_weights: layer {} was released", layer);
+  const size_t n = size_t(m.rows * m.cols), es = dtype_size(m.dtype);
+  const auto p = reinterpret_cast<uintptr_t>(m.data), arena = reinterpret_cast<uintptr_t>(base_);
+  if (!(p >= arena && p < arena + plan_.total_bytes())) {  // read in place from the mapping: copy it first
+    MCPM_CHECK(backend_->kind() == DeviceKind::CPU, "set_linear_weights: in-place weights on a {} backend",
+               backend_->describe());
+    std::vector<uint8_t>& own = replaced_[{layer, int(role)}];
+    own.resize(n * es);
+    m.data = own.data();
+  }
   if (m.dtype == DType::F32) {
     backend_->upload(const_cast<void*>(m.data), w, n * 4);
   } else {
@@ -825,6 +849,33 @@ void Model::set_linear_weights(int layer, TensorRole role, const float* w) {
     for (size_t i = 0; i < n; ++i) h[i] = f32_to_bf16(w[i]);
     backend_->upload(const_cast<void*>(m.data), h.data(), n * 2);
   }
+}
+
+void Model::forward_layers(const int32_t* tokens, int64_t T, int first, int last, const float* x_in, float* x_out) {
+  MCPM_CHECK(!spec_.eagle, "forward_layers: not for EAGLE draft heads");
+  MCPM_CHECK(first >= 0 && first <= last && last <= int(spec_.n_layers), "forward_layers: layers [{}, {}) outside [0, {}]",
+             first, last, spec_.n_layers);
+  MCPM_CHECK(first == 0 || x_in, "forward_layers: layers from {} need their input stream", first);
+  truncate(0);
+  struct Reset {  // back to whole-model forwards, also when the pass throws
+    LayerRange& r;
+    ~Reset() { r = LayerRange{}; }
+  } reset{range_};
+  range_ = LayerRange{first, last, x_in, x_out};
+  forward(tokens, T);
+}
+
+void Model::release_layer(int l) {
+  MCPM_CHECK(l >= 0 && l < int(spec_.n_layers), "release_layer: layer {} out of range", l);
+  for (TensorRole r : {TensorRole::AttnQ, TensorRole::AttnK, TensorRole::AttnV, TensorRole::AttnO, TensorRole::FfnGate,
+                       TensorRole::FfnUp, TensorRole::FfnDown}) {
+    replaced_.erase({l, int(r)});
+    linear_mut(l, r).data = nullptr;
+  }
+  if (mapped_)
+    for (const TensorSpec& ts : model_tensor_specs(spec_))
+      if (ts.layer == l) mapped_->release_tensor_pages(ts.name);
+  released_[size_t(l)] = 1;
 }
 
 int32_t Model::sample(int64_t row, const DeviceSampling& sampling) {

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -35,6 +36,9 @@ struct LoadOptions {
   // Host-memory backends read a weight in place from the memory-mapped checkpoint when its stored
   // form is what the kernels read (same dtype, aligned); false copies every weight into the arena.
   bool mmap_weights = true;
+  // Reads the in-place weights' pages in at load (false: they come in as the forward first reads
+  // them, e.g. the quantizer's layer-by-layer pass, which touches one layer at a time).
+  bool prefault = true;
   LoadProgress progress = LoadProgress::Off;
   // Weight types (kernels/weight_types.h; docs/quantization.md). Linears: "" = as stored (GPTQ
   // folders load as q4/q8, BitCPM4 ternary bf16 folders as t2), or "q8" / "q4" / "t2" = round to
@@ -172,9 +176,18 @@ class Model {
   void set_forward_tap(ForwardTap tap) { tap_ = std::move(tap); }
   // A layer's linear (role AttnQ .. FfnDown).
   const Matrix& linear(int layer, TensorRole role) const;
-  // Overwrites a dense linear that lives in the arena (load with mmap_weights = false) with
-  // w [N, K] f32 (rounded to the matrix's dtype): the quantizer's true-sequential updates.
+  // Overwrites a dense linear with w [N, K] f32 (rounded to the matrix's dtype): the quantizer's
+  // true-sequential updates. A linear read in place from the mapped checkpoint gets a buffer of its
+  // own (host backends), one in the arena is overwritten there.
   void set_linear_weights(int layer, TensorRole role, const float* w);
+  // Sequence 0 (truncated to 0 first) through layers [first, last) only: x_in [T, H] is the input
+  // of layer `first` (may be null when first = 0: the scaled token embedding); x_out [T, H], unless null,
+  // receives the output of layer last-1 (the residual stream, no final norm). A tap that returns
+  // true stops the pass early (x_out is then not written). The quantizer's layer-by-layer pass.
+  void forward_layers(const int32_t* tokens, int64_t T, int first, int last, const float* x_in, float* x_out);
+  // The quantizer is done with layer l: its replaced linears are freed and the mapped pages of its
+  // tensors dropped. A later forward through layer l is an error.
+  void release_layer(int l);
 
   // Benchmarks at long depths on slow machines: makes positions [0, n) of every layer's K/V cache
   // random values (as if n tokens had been run) without running the model; n_past becomes n.
@@ -198,6 +211,14 @@ class Model {
   std::string dir_;
   std::string weight_summary_;
   ForwardTap tap_;
+  struct LayerRange {  // forward_layers: the layers run and where the stream comes from / goes
+    int first = 0, last = -1;  // last = -1: all layers (a normal forward)
+    const float* x_in = nullptr;
+    float* x_out = nullptr;
+  } range_;
+  std::map<std::pair<int, int>, std::vector<uint8_t>> replaced_;  // (layer, role) -> own copy of a mapped linear
+  std::vector<char> released_;  // [L] release_layer
+  Matrix& linear_mut(int layer, TensorRole role);
   std::vector<float> tap_buf_;
   bool tap_site(int layer, TapSite site, const float* x, int64_t T, int64_t K);
   std::unique_ptr<CheckpointFolder> mapped_;  // kept open while weights are read in place from it

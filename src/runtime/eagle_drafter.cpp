@@ -64,6 +64,13 @@ void EagleDrafter::rollback(int64_t len) {
   }
 }
 
+void EagleDrafter::restart(const std::vector<float>& hidden, int64_t n) {
+  MCPM_CHECK(int64_t(hidden.size()) == n * H_, "EAGLE restart: {} hidden values for {} positions of width {}", hidden.size(),
+             n, H_);
+  draft_.truncate(0, 0);  // the next proposal catches the draft up over all n positions
+  pending_ = hidden;
+}
+
 void EagleDrafter::run_draft(const std::vector<int32_t>& tokens, const std::vector<float>& features,
                              const std::vector<int32_t>& pos, const std::vector<uint64_t>& mask) {
   Batch b;

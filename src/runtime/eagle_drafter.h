@@ -25,6 +25,8 @@ class EagleDrafter final : public Drafter {
                 const std::vector<int32_t>& emitted) override;
   void observe_prefill(Model& target, const int32_t* tokens, int64_t n) override;
   void rollback(int64_t len) override;
+  bool needs_hidden() const override { return true; }
+  void restart(const std::vector<float>& hidden, int64_t n) override;
 
   // The candidate pool of the last proposal (for tests): every drafted candidate in depth order.
   const std::vector<DraftCandidate>& last_pool() const { return pool_; }

@@ -189,6 +189,20 @@ void quantize_checkpoint(const std::string& src_dir, const std::string& out_dir,
   // The file is written layer by layer as it is made: memory holds one layer's output.
   OutTensors out(src, copied, out_dir + "/model.safetensors", output_plan(src, specs, o, bits),
                  {{"format", "pt"}, {"quantizer", quantizer}});
+  // GPTQ calibrates layer by layer, as the reference does: stream[i] [T_i, H] is the residual
+  // stream of calibration sequence i entering layer l, advanced through each layer once that layer
+  // is quantized; the model's weights are read (and then dropped) one layer at a time.
+  std::vector<std::vector<float>> stream(gptq ? calib.size() : 0);
+  if (gptq) {
+    size_t bytes = 0;
+    for (size_t i = 0; i < calib.size(); ++i) {
+      stream[i].resize(size_t(int64_t(calib[i].size()) * spec.hidden));
+      model->forward_layers(calib[i].data(), int64_t(calib[i].size()), 0, 0, nullptr, stream[i].data());
+      bytes += stream[i].size() * 4;
+    }
+    MCPM_LOG_INFO("gptq: {} calibration sequences, {:.1f} MiB of activations held between layers", calib.size(),
+                  double(bytes) / (1 << 20));
+  }
   ProgressBar bar("quantizing", uint64_t(spec.n_layers), "layers", o.progress);
   double total_loss = 0.0;
   for (int l = 0; l < int(spec.n_layers); ++l) {
@@ -201,30 +215,36 @@ void quantize_checkpoint(const std::string& src_dir, const std::string& out_dir,
         std::vector<const TensorSpec*> group;
         for (const TensorSpec* ts : lin)
           if (site_of(ts->role) == site) group.push_back(ts);
-        Hessian H(group.front()->shape[1]);
-        const int64_t skip = o.pgptq ? o.pgptq_skip : 0;
-        model->set_forward_tap([&](int layer, TapSite s, const float* x, int64_t T, int64_t K) {
-          if (layer != l || s != site) return false;
-          MCPM_ASSERT(K == H.K());
-          H.add(x, T, skip);
-          return true;
-        });
-        for (const auto& seq : calib) {
-          model->truncate(0);
-          model->forward(seq.data(), int64_t(seq.size()));
-        }
-        model->set_forward_tap(nullptr);
-        model->truncate(0);
-        const std::vector<double> Hm = H.matrix();
-        for (const TensorSpec* ts : group) {
+        std::vector<double> Hm;  // [K, K]
+        {
+          Hessian H(group.front()->shape[1]);
+          const int64_t skip = o.pgptq ? o.pgptq_skip : 0;
+          model->set_forward_tap([&](int layer, TapSite s, const float* x, int64_t T, int64_t K) {
+            if (layer != l || s != site) return false;
+            MCPM_ASSERT(K == H.K());
+            H.add(x, T, skip);
+            return true;  // the rest of the layer is not needed for this site
+          });
+          for (size_t i = 0; i < calib.size(); ++i)
+            model->forward_layers(calib[i].data(), int64_t(calib[i].size()), l, l + 1, stream[i].data(), nullptr);
+          model->set_forward_tap(nullptr);
+          Hm = H.matrix();
+        }  // (the accumulator is freed: a K x K double matrix fewer held while quantizing)
+        for (size_t gi = 0; gi < group.size(); ++gi) {
+          const TensorSpec* ts = group[gi];
           const Matrix& m = model->linear(l, ts->role);
           const std::vector<float> W = matrix_f32(m);
-          GptqResult r = gptq_quantize(W.data(), m.rows, m.cols, Hm, go);
+          // The last linear of the site takes the Hessian itself instead of a copy.
+          GptqResult r = gptq_quantize(W.data(), m.rows, m.cols, gi + 1 == group.size() ? std::move(Hm) : Hm, go);
           total_loss += r.loss;
           model->set_linear_weights(l, ts->role, r.deq.data());
           out.add_gptq(base_name(ts->name), pack_gptq(r.q, o.v2));
         }
       }
+      // The next layer's input: this layer's output with its quantized weights.
+      for (size_t i = 0; i < calib.size(); ++i)
+        model->forward_layers(calib[i].data(), int64_t(calib[i].size()), l, l + 1, stream[i].data(), stream[i].data());
+      model->release_layer(l);  // its weights are never read again
     } else {
       for (const TensorSpec* ts : lin) {
         const TensorInfo& t = src.get(ts->name);

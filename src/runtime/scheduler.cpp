@@ -41,6 +41,11 @@ Scheduler::Scheduler(Model& model, const Tokenizer& tokenizer, const SchedulerOp
   for (int s = 0; s < int(slots_.size()); ++s) model_.truncate(s, 0);
   if (opt_.prefill_chunk <= 0) opt_.prefill_chunk = model.options().max_batch;
   stats_.slots = int64_t(slots_.size());
+  if (opt_.drafter) {
+    MCPM_CHECK(opt_.row_invariant, "speculative decoding in the scheduler needs row-invariant batches (its output must "
+               "match plain ticks)");
+    spec_ = std::make_unique<SpecDecoder>(model, *opt_.drafter, opt_.spec);
+  }
 }
 
 Scheduler::~Scheduler() { stop(); }
@@ -104,13 +109,18 @@ void Scheduler::admit(std::unique_ptr<Request> r) {
   MCPM_ASSERT(best_free >= 0);
   Slot& slot = slots_[size_t(best_free)];
   size_t common = best_free_n;
+  const bool keep_hidden = opt_.drafter && opt_.drafter->needs_hidden();
+  const size_t H = size_t(model_.spec().hidden);
   if (best_any >= 0 && best_any_n > best_free_n) {
     model_.copy_seq(best_any, best_free, int64_t(best_any_n));
-    slot.tokens.assign(slots_[size_t(best_any)].tokens.begin(), slots_[size_t(best_any)].tokens.begin() + int64_t(best_any_n));
+    const Slot& from = slots_[size_t(best_any)];
+    slot.tokens.assign(from.tokens.begin(), from.tokens.begin() + int64_t(best_any_n));
+    if (keep_hidden) slot.hidden.assign(from.hidden.begin(), from.hidden.begin() + int64_t(best_any_n * H));
     common = best_any_n;
   } else {
     model_.truncate(best_free, int64_t(common));
     slot.tokens.resize(common);
+    if (keep_hidden) slot.hidden.resize(common * H);
   }
   r->slot = best_free;
   r->fed = int64_t(common);
@@ -167,7 +177,7 @@ void Scheduler::finish(Request& r, FinishReason why, const std::string& error) {
   r.out.error = error;
 }
 
-void Scheduler::sample_row(Request& r, float* l) {
+int32_t Scheduler::sample_row(Request& r, float* l) {
   const int64_t V = model_.spec().vocab_size;
   for (const auto& [t, b] : r.o.logit_bias) l[t] += b;
   if (r.o.constraint) r.o.constraint->mask(l, V);
@@ -198,7 +208,10 @@ void Scheduler::sample_row(Request& r, float* l) {
     ++stats_.ttft_count;
   }
   const bool is_eos = std::find(eos_.begin(), eos_.end(), tok) != eos_.end();
-  if (r.o.stop_on_eos && is_eos) return finish(r, FinishReason::Eos);  // a constraint allows eos only at a complete document
+  if (r.o.stop_on_eos && is_eos) {  // a constraint allows eos only at a complete document
+    finish(r, FinishReason::Eos);
+    return tok;
+  }
   r.generated.push_back(tok);
   r.out.tokens.push_back(tok);
   if (r.o.top_logprobs >= 0) {
@@ -213,11 +226,58 @@ void Scheduler::sample_row(Request& r, float* l) {
   r.sampler.accept(tok);
   if (r.o.constraint) r.o.constraint->accept(tok);
   emit_text(r, r.dec.push(tok), false);
-  if (r.finished) return;
-  if (r.o.constraint && r.o.constraint->complete()) return finish(r, FinishReason::Stop);
-  if (int64_t(r.generated.size()) >= r.o.max_tokens) return finish(r, FinishReason::Length);
-  if (int64_t(slots_[size_t(r.slot)].tokens.size()) >= model_.n_ctx()) return finish(r, FinishReason::Context);
-  r.next = tok;
+  if (r.finished) return tok;
+  if (r.o.constraint && r.o.constraint->complete()) finish(r, FinishReason::Stop);
+  else if (int64_t(r.generated.size()) >= r.o.max_tokens) finish(r, FinishReason::Length);
+  else if (int64_t(slots_[size_t(r.slot)].tokens.size()) >= model_.n_ctx()) finish(r, FinishReason::Context);
+  else r.next = tok;
+  return tok;
+}
+
+bool Scheduler::spec_tick(Request& r) {
+  Slot& s = slots_[size_t(r.slot)];
+  Drafter& d = *opt_.drafter;
+  const int64_t V = model_.spec().vocab_size, H = model_.spec().hidden;
+  const int64_t L = int64_t(s.tokens.size());
+  const int32_t root = r.next;
+  try {
+    if (spec_owner_ != r.id || spec_synced_ != s.tokens.size()) d.restart(s.hidden, L);
+    spec_owner_ = 0;  // until this step completes
+    std::vector<int32_t> history = s.tokens;
+    history.push_back(root);
+    // The picks are the plain ticks' draws in order (sample_row); after the request ends the walk stops.
+    auto pick = [&](const float* l) -> int32_t {
+      if (r.finished) return -1;
+      pick_buf_.assign(l, l + V);
+      return sample_row(r, pick_buf_.data());
+    };
+    const int64_t want = std::min<int64_t>({r.o.max_tokens - int64_t(r.generated.size()), model_.n_ctx() - L,
+                                            int64_t(DraftTree::kMaxNodes)});
+    const std::vector<int32_t> emitted = spec_->step(root, history, int(std::max<int64_t>(1, want)), pick, r.slot);
+    // The cache now holds the root and the accepted nodes (every emitted token but the last).
+    s.tokens.push_back(root);
+    s.tokens.insert(s.tokens.end(), emitted.begin(), emitted.end() - 1);
+    MCPM_ASSERT(int64_t(s.tokens.size()) == model_.seq_len(r.slot));
+    if (d.needs_hidden()) {
+      const std::vector<int32_t>& path = spec_->last_path();
+      std::vector<float> h(path.size() * size_t(H));
+      model_.hidden_rows(std::vector<int64_t>(path.begin(), path.end()), h.data());
+      s.hidden.insert(s.hidden.end(), h.begin(), h.end());
+    }
+    if (!r.finished && int64_t(s.tokens.size()) >= model_.n_ctx()) finish(r, FinishReason::Context);
+    spec_owner_ = r.id;
+    spec_synced_ = s.tokens.size();
+    std::lock_guard<std::mutex> lock(mu_);
+    ++stats_.spec_steps;
+    stats_.spec_tokens += uint64_t(emitted.size() - (emitted.back() < 0 ? 1 : 0));
+  } catch (const std::exception& e) {
+    MCPM_LOG_WARN("scheduler: speculative step of request {} failed: {}", r.id, e.what());
+    model_.truncate(r.slot, 0);
+    s.tokens.clear();
+    s.hidden.clear();
+    finish(r, FinishReason::Cancelled, e.what());
+  }
+  return true;
 }
 
 bool Scheduler::step() {
@@ -256,6 +316,15 @@ bool Scheduler::step() {
     admit(std::move(r));
   }
 
+  // A request decoding alone: a speculative tick instead of a one-token batch.
+  Request* solo = nullptr;
+  if (spec_) {
+    int n = 0;
+    for (auto& r : active_)
+      if (!r->finished) ++n, solo = r.get();
+    if (n != 1 || solo->next < 0) solo = nullptr;
+  }
+
   // One batch: the decode token of every decoding request, then prefill chunks.
   Batch batch;
   batch.row_invariant = opt_.row_invariant;
@@ -264,13 +333,13 @@ bool Scheduler::step() {
   std::vector<std::pair<Request*, int64_t>> prefill;  // request, tokens added this tick
   const int64_t budget = model_.options().max_batch;
   for (auto& r : active_)
-    if (!r->finished && r->next >= 0) {
+    if (!solo && !r->finished && r->next >= 0) {
       batch.add(r->next, r->slot);
       rows.push_back(batch.size() - 1);
       sampling.push_back(r.get());
     }
   for (auto& r : active_) {
-    if (r->finished || r->next >= 0) continue;
+    if (solo || r->finished || r->next >= 0) continue;
     const int64_t left = int64_t(r->o.prompt.size()) - r->fed;
     const int64_t n = std::min({left, opt_.prefill_chunk, budget - batch.size()});
     if (n <= 0) continue;
@@ -283,11 +352,22 @@ bool Scheduler::step() {
   }
 
   const double t0 = now_seconds();
-  bool worked = false;
+  bool worked = solo && spec_tick(*solo);
   if (batch.size() > 0) {
     worked = true;
     try {
       model_.forward(batch);
+      if (opt_.drafter && opt_.drafter->needs_hidden()) {  // what a later speculative tick on these slots starts from
+        const int64_t H = model_.spec().hidden;
+        std::vector<int64_t> all(size_t(batch.size()));
+        for (int64_t i = 0; i < batch.size(); ++i) all[size_t(i)] = i;
+        std::vector<float> h(size_t(batch.size() * H));
+        model_.hidden_rows(all, h.data());
+        for (int64_t i = 0; i < batch.size(); ++i) {
+          std::vector<float>& dst = slots_[size_t(batch.seq[size_t(i)])].hidden;
+          dst.insert(dst.end(), h.begin() + i * H, h.begin() + (i + 1) * H);
+        }
+      }
       const int64_t V = model_.spec().vocab_size;
       logits_.resize(rows.size() * size_t(V));
       if (!rows.empty()) model_.logits_rows(rows, logits_.data());
@@ -309,6 +389,7 @@ bool Scheduler::step() {
       for (int32_t s : batch.seq) {
         model_.truncate(s, 0);
         slots_[size_t(s)].tokens.clear();
+        slots_[size_t(s)].hidden.clear();
         if (slots_[size_t(s)].req) finish(*slots_[size_t(s)].req, FinishReason::Cancelled, e.what());
       }
     }
@@ -344,7 +425,7 @@ bool Scheduler::step() {
     }
   }
   std::lock_guard<std::mutex> lock(mu_);
-  if (batch.size() > 0) ++stats_.steps, stats_.busy_seconds += now_seconds() - t0;
+  if (batch.size() > 0 || solo) ++stats_.steps, stats_.busy_seconds += now_seconds() - t0;
   return worked;
 }
 

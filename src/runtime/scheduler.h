@@ -13,6 +13,12 @@
 // request's tokens are bit for bit the same whatever else runs beside it, however its prompt was
 // chunked and whether its prefix came from the cache (greedy output alone == under load).
 //
+// Speculative decoding (SchedulerOptions::drafter): while one request is decoding alone, each tick
+// is a SpecDecoder step on its slot (draft tree, one verify forward, accepted path), with the same
+// output as plain ticks (the verify batch is row-invariant; sampled picks are the same draws). When
+// others join, ticks are plain batched steps again (a batch already reads the weights once for
+// all); the drafter restarts on a slot from the tokens and target hidden states the slot keeps.
+//
 // Server-independent: updates go to a per-request callback (called on the thread running step()).
 #pragma once
 #include <atomic>
@@ -32,6 +38,7 @@
 #include "model/model.h"
 #include "runtime/generator.h"
 #include "runtime/sampler.h"
+#include "runtime/speculative.h"
 #include "runtime/token_bytes.h"
 
 namespace mcpm {
@@ -81,11 +88,14 @@ struct SchedulerOptions {
   int64_t max_queue = 64;     // waiting requests beyond the slots; submit() throws QueueFull beyond
   bool row_invariant = true;  // deterministic batches (see above)
   int64_t prefill_chunk = 0;  // most prompt tokens per slot per tick; 0 = the model's max_batch
+  Drafter* drafter = nullptr; // speculative decoding of a request decoding alone (null: off)
+  SpecLimits spec;            // its tree limits (0 = automatic)
 };
 
 struct SchedulerStats {
   int64_t slots = 0, active = 0, queued = 0;
   uint64_t requests = 0, prompt_tokens = 0, cached_tokens = 0, generated_tokens = 0, steps = 0;
+  uint64_t spec_steps = 0, spec_tokens = 0;  // speculative ticks and the tokens they emitted
   double ttft_seconds_sum = 0;  // submit -> first token, summed over requests that produced one
   uint64_t ttft_count = 0;
   double busy_seconds = 0;      // time spent in forward + sampling
@@ -121,11 +131,13 @@ class Scheduler {
   struct Request;
   struct Slot {
     std::vector<int32_t> tokens;  // ids whose K/V are in this slot
+    std::vector<float> hidden;    // [tokens, H] target hidden states (kept only for a drafter that needs them)
     Request* req = nullptr;
     uint64_t last_used = 0;
   };
   void admit(std::unique_ptr<Request> r);
-  void sample_row(Request& r, float* logits);
+  int32_t sample_row(Request& r, float* logits);  // the token drawn (also when it ends the request)
+  bool spec_tick(Request& r);                     // one speculative step of a request decoding alone
   void emit_text(Request& r, std::string piece, bool final);
   void finish(Request& r, FinishReason why, const std::string& error = {});
   void worker();
@@ -139,6 +151,10 @@ class Scheduler {
   std::vector<std::unique_ptr<Request>> active_;
   std::vector<float> logits_;
   uint64_t tick_ = 0;
+  std::unique_ptr<SpecDecoder> spec_;
+  uint64_t spec_owner_ = 0;  // the request the drafter is in step with, at spec_synced_ cached tokens
+  size_t spec_synced_ = 0;
+  std::vector<float> pick_buf_;
 
   mutable std::mutex mu_;  // guards queue_, cancelled_, next_id_, stats_, stop_
   std::condition_variable cv_;

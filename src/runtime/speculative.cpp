@@ -86,8 +86,8 @@ int SpecDecoder::choose_nodes(const std::vector<float>& p_sorted) const {
 }
 
 std::vector<int32_t> SpecDecoder::step(int32_t root, const std::vector<int32_t>& history, int max_emit,
-                                       const std::function<int32_t(const float* logits)>& pick) {
-  const int64_t L = target_.seq_len(0);
+                                       const std::function<int32_t(const float* logits)>& pick, int seq) {
+  const int64_t L = target_.seq_len(seq);
   const int64_t V = target_.spec().vocab_size;
   // Room: the tree's rows must fit the cache, and drafting deeper than the tokens still wanted is waste.
   int room = int(std::min<int64_t>({int64_t(DraftTree::kMaxNodes), target_.n_ctx() - L, target_.options().max_batch,
@@ -123,7 +123,7 @@ std::vector<int32_t> SpecDecoder::step(int32_t root, const std::vector<int32_t>&
   const bool chain = tree_.is_chain();
 
   Batch b;
-  for (int i = 0; i < tree_.size(); ++i) b.add(tree_.token[size_t(i)], 0, int32_t(L + tree_.depth[size_t(i)]));
+  for (int i = 0; i < tree_.size(); ++i) b.add(tree_.token[size_t(i)], seq, int32_t(L + tree_.depth[size_t(i)]));
   if (!chain) b.tree_mask = tree_.mask;
   b.row_invariant = true;
   const double t1 = now_seconds();
@@ -133,8 +133,8 @@ std::vector<int32_t> SpecDecoder::step(int32_t root, const std::vector<int32_t>&
   logits_.resize(size_t(tree_.size() * V));
   target_.logits_rows(rows, logits_.data());
   std::vector<int32_t> emitted;
-  const std::vector<int32_t> path =
-      accept_path(tree_, [&](int node) { return pick(logits_.data() + int64_t(node) * V); }, emitted);
+  path_ = accept_path(tree_, [&](int node) { return pick(logits_.data() + int64_t(node) * V); }, emitted);
+  const std::vector<int32_t>& path = path_;
   drafter_.accepted(target_, tree_, path, emitted);
   if (tree_.size() > 1) {  // per-rank acceptance: the verified nodes in estimate order, accepted or not
     std::vector<int> order(size_t(tree_.size() - 1));
@@ -150,8 +150,8 @@ std::vector<int32_t> SpecDecoder::step(int32_t root, const std::vector<int32_t>&
   // Compaction: the accepted nodes' rows move right behind the root.
   std::vector<int64_t> from;
   for (size_t j = 1; j < path.size(); ++j) from.push_back(L + path[j]);
-  if (!from.empty() && from.back() != L + int64_t(from.size())) target_.move_rows(0, from, L + 1);
-  else target_.truncate(0, L + 1 + int64_t(from.size()));
+  if (!from.empty() && from.back() != L + int64_t(from.size())) target_.move_rows(seq, from, L + 1);
+  else target_.truncate(seq, L + 1 + int64_t(from.size()));
   const double dt = now_seconds() - t1;
   tune_.cost.observe(tree_.size(), dt);
   stats_.verify_seconds += dt;

@@ -81,6 +81,11 @@ class Drafter {
   virtual void observe_prefill(Model& target, const int32_t* tokens, int64_t n) {}
   // The target's cache was cut back to its first `len` tokens (new prompt, new chat turn).
   virtual void rollback(int64_t len) {}
+  // Whether restart() needs the target's hidden states (EAGLE does; prompt lookup does not).
+  virtual bool needs_hidden() const { return false; }
+  // Drafting moves to another sequence (a server slot) whose first n cached tokens have the target
+  // hidden states hidden [n, H] (empty unless needs_hidden()).
+  virtual void restart(const std::vector<float>& hidden, int64_t n) { rollback(n); }
   // Learned across generations (see SpecTuning); SpecDecoder reads and updates it.
   SpecTuning& tuning() { return tuning_; }
 
@@ -106,8 +111,12 @@ class SpecDecoder {
   // and including it. pick(node, logits) returns the target's token after a node (argmax or a sampler
   // draw; called along the acceptance walk in order). Appends root and the accepted tokens to the cache
   // and returns the emitted tokens (>= 1; the last is the next root). max_emit caps the tokens wanted.
+  // `seq` is the target's sequence (KV slot) being decoded; the server's scheduler runs any slot.
   std::vector<int32_t> step(int32_t root, const std::vector<int32_t>& history, int max_emit,
-                            const std::function<int32_t(const float* logits)>& pick);
+                            const std::function<int32_t(const float* logits)>& pick, int seq = 0);
+  // The accepted path of the last step (rows of its verify batch, root first), while that batch is
+  // still the target's last forward.
+  const std::vector<int32_t>& last_path() const { return path_; }
   const SpecStats& stats() const { return stats_; }
   const VerifyCostModel& cost() const { return tune_.cost; }
 
@@ -125,6 +134,7 @@ class SpecDecoder {
   int64_t win_steps_ = 0, win_tokens_ = 0;
   double win_seconds_ = 0;
   DraftTree tree_;
+  std::vector<int32_t> path_;
   std::vector<float> p_;
   std::vector<float> logits_;  // [m, V]
 };

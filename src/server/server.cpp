@@ -377,6 +377,10 @@ void Server::Impl::metrics(httplib::Response& res) {
   metric("busy_seconds_total", "counter", "Seconds spent in forward passes and sampling.", s.busy_seconds);
   metric("generated_tokens_per_second", "gauge", "Generated tokens per busy second (aggregate over slots).",
          s.busy_seconds > 0 ? double(s.generated_tokens) / s.busy_seconds : 0.0);
+  metric("spec_steps_total", "counter", "Speculative steps (draft + one verify forward; --spec).", double(s.spec_steps));
+  metric("spec_tokens_total", "counter", "Tokens emitted by speculative steps.", double(s.spec_tokens));
+  metric("spec_mean_accepted_length", "gauge", "Tokens per speculative verify forward.",
+         s.spec_steps ? double(s.spec_tokens) / double(s.spec_steps) : 0.0);
   metric("requests_processing", "gauge", "Requests in a slot.", double(s.active));
   metric("requests_queued", "gauge", "Requests waiting for a slot.", double(s.queued));
   metric("slots", "gauge", "KV slots (--parallel).", double(s.slots));

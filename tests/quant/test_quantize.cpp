@@ -54,14 +54,18 @@ const Data& data() {
   return d;
 }
 
-std::string quantize_to(const std::string& tag, QuantizeOptions o, const std::vector<std::vector<int32_t>>& calib = {}) {
+// GPTQ loads the model as `minicpm quantize` does (weights read in place, pages brought in layer
+// by layer), or with every weight copied into the arena when !mmap.
+std::string quantize_to(const std::string& tag, QuantizeOptions o, const std::vector<std::vector<int32_t>>& calib = {},
+                        bool mmap = true) {
   const std::string out = temp_dir(tag);
   o.progress = false;
   const bool gptq = o.type.rfind("gptq", 0) == 0;
   LoadedModel m;
   if (gptq) {
     LoadOptions lo;
-    lo.mmap_weights = false;
+    lo.mmap_weights = mmap;
+    lo.prefault = false;
     lo.detect_ternary = false;
     m = load_cpu(bundled(), true, lo);
   }
@@ -116,7 +120,9 @@ TEST(Quantize, DeterministicAndEndToEnd) {
   o.type = "gptq4";
   o.group = 64;
   std::vector<std::vector<int32_t>> calib(data().calib.begin(), data().calib.begin() + 6);
-  const std::string a = quantize_to("det_a", o, calib), b = quantize_to("det_b", o, calib);
+  // In-place and arena-copied weights: the same bytes (the quantized copies of mapped linears are
+  // the model's own, and the source file is left as it was).
+  const std::string a = quantize_to("det_a", o, calib), b = quantize_to("det_b", o, calib, false);
   EXPECT_EQ(read_file(a + "/model.safetensors"), read_file(b + "/model.safetensors"));
   EXPECT_EQ(read_file(a + "/config.json"), read_file(b + "/config.json"));
   const json cfg = parse_json_file(a + "/config.json");

@@ -392,6 +392,41 @@ test('api key, queue limit (second server)', async () => {
   }
 });
 
+test('speculative decoding (--spec eagle, the shipped draft): the same replies as plain decoding', async () => {
+  const s4 = await startServer(BIN, ['-m', MODEL, '--parallel', '4', '--ctx', String(CTX), '-t', '2', '--spec', 'eagle', '-q']);
+  try {
+    const c4 = new OpenAI({ apiKey: 'none', baseURL: s4.base + '/v1', maxRetries: 0, timeout: 120000 });
+    const cases = [
+      { ...greedy, messages: msgs('Write a short poem about the sea.'), max_tokens: 64 },
+      { ...greedy, messages: msgs('List three colours.'), max_tokens: 48, stop: ['\n\n', 'Blue'] },
+      { model: 'tiny', temperature: 0.9, seed: 11, messages: msgs('Tell me a story about a dragon.'), max_tokens: 48 },
+      { ...greedy, messages: msgs('Give me a JSON object about a cat.'), max_tokens: 48, response_format: { type: 'json_object' } },
+    ];
+    const text = (r) => r.choices[0].message.content;
+    const plain = [];
+    for (const c of cases) plain.push(await client.chat.completions.create(c));
+    for (let i = 0; i < cases.length; ++i) {  // alone: speculative ticks
+      const r = await c4.chat.completions.create(cases[i]);
+      assert.equal(text(r), text(plain[i]), `case ${i}`);
+      assert.equal(r.choices[0].finish_reason, plain[i].choices[0].finish_reason);
+      assert.equal(r.usage.completion_tokens, plain[i].usage.completion_tokens);
+    }
+    const m = (await fetch(s4.base + '/metrics').then((r) => r.text()));
+    const steps = Number(m.match(/^minicpm_spec_steps_total (\d+)/m)[1]);
+    const tau = Number(m.match(/^minicpm_spec_mean_accepted_length ([\d.]+)/m)[1]);
+    assert.ok(steps > 0, 'speculative steps ran');
+    assert.ok(tau > 1, `drafts were accepted (mean accepted length ${tau})`);
+    // Streamed and two at a time (plain batched ticks while both decode, speculative once one is alone).
+    const both = await Promise.all(cases.slice(0, 2).map(async (c) => {
+      const chunks = await collect(await c4.chat.completions.create({ ...c, stream: true }));
+      return chunks.map((x) => (x.choices[0] && x.choices[0].delta.content) || '').join('');
+    }));
+    assert.deepEqual(both, plain.slice(0, 2).map(text));
+  } finally {
+    assert.equal(await s4.stop(), 0);
+  }
+});
+
 test('structured output: json_schema and json_object always parse and validate', async () => {
   const schema = {
     type: 'object',

@@ -172,3 +172,59 @@ TEST(ModelLoad, ContextSizeIsBounded) {
   lo.max_batch = 0;
   MCPM_EXPECT_ERROR(Model::load(dir, *be, lo), "--batch 0");
 }
+
+// The quantizer's layer-by-layer pass (Model::forward_layers): the stream run through layers
+// [0, a) and then [a, L) is bit-identical to [0, L) in one go. A linear read in
+// place from the mapping can be overwritten (it gets its own copy; the file is untouched), and a
+// released layer refuses a forward through it.
+TEST(ModelLoad, ForwardLayersSplitsTheStreamExactly) {
+  RandomCheckpointOptions o;
+  o.spec = make_spec(64, 3, 4, 2, 80, 50);
+  const std::string d = test::temp_dir();
+  write_random_checkpoint(o, d);
+  const std::vector<int32_t> toks = {1, 5, 9, 49, 0, 3, 3, 17, 22, 8, 41};
+  const int64_t T = int64_t(toks.size()), H = 64, L = 3;
+  auto be = make_cpu_backend({1, false, 0});
+  LoadOptions lo{64, 64, 64, DType::F32};
+  lo.prefault = false;
+  auto m = Model::load(d, *be, lo);
+  ASSERT_GT(m->plan().mapped_bytes(), 0u);
+  std::vector<float> whole(size_t(T * H)), split(size_t(T * H)), emb(size_t(T * H));
+  m->forward_layers(toks.data(), T, 0, int(L), nullptr, whole.data());
+  m->forward_layers(toks.data(), T, 0, 0, nullptr, emb.data());
+  m->forward_layers(toks.data(), T, 0, 1, emb.data(), split.data());
+  m->forward_layers(toks.data(), T, 1, int(L), split.data(), split.data());  // in place
+  EXPECT_EQ(whole, split);
+  for (float v : whole) ASSERT_TRUE(std::isfinite(v));
+  // Logits of a whole forward, for the reload check below.
+  std::vector<float> ref(size_t(T * 50));
+  m->truncate(0);
+  m->forward(toks.data(), T);
+  m->logits(0, T, ref.data());
+  EXPECT_THROW(m->forward_layers(toks.data(), T, 1, 2, nullptr, split.data()), Error);  // layer 1 needs its input
+  EXPECT_THROW(m->forward_layers(toks.data(), T, 2, 1, emb.data(), split.data()), Error);
+
+  // Overwrite layer 0's down projection (mapped) with zeros: the stream leaving layer 0 changes,
+  // and a fresh load of the file still gives the original logits.
+  const Matrix& down = m->linear(0, TensorRole::FfnDown);
+  const std::vector<float> zeros(size_t(down.rows * down.cols), 0.0f);
+  m->set_linear_weights(0, TensorRole::FfnDown, zeros.data());
+  std::vector<float> changed(size_t(T * H));
+  m->forward_layers(toks.data(), T, 0, 1, emb.data(), changed.data());
+  std::vector<float> before(size_t(T * H));
+  {
+    auto m2 = Model::load(d, *be, lo);
+    m2->forward_layers(toks.data(), T, 0, 1, emb.data(), before.data());
+    std::vector<float> again(size_t(T * 50));
+    m2->truncate(0);
+    m2->forward(toks.data(), T);
+    m2->logits(0, T, again.data());
+    EXPECT_EQ(again, ref);
+  }
+  EXPECT_NE(changed, before);
+  m->release_layer(0);
+  EXPECT_THROW(m->forward_layers(toks.data(), T, 0, 1, emb.data(), changed.data()), Error);
+  EXPECT_THROW(m->forward(toks.data(), T), Error);
+  EXPECT_THROW(m->set_linear_weights(0, TensorRole::FfnDown, zeros.data()), Error);
+  m->forward_layers(toks.data(), T, 1, int(L), before.data(), changed.data());  // later layers still run
+}

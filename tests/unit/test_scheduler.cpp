@@ -3,7 +3,9 @@
 // - greedy tokens of a request are the same alone, beside other requests (more than the slots, so
 //   some queue), with its prefix from the cache, and as plain one-token decoding on its own model;
 // - stop strings cut the text at their first byte, never leak, also across token boundaries;
-// - max_tokens / context limits, cancel, queue limit, logprobs, logit_bias.
+// - max_tokens / context limits, cancel, queue limit, logprobs, logit_bias;
+// - with a drafter (prompt lookup, the bundled EAGLE head), greedy and seeded sampled output is the
+//   plain ticks' output, alone, beside others (drafting restarts on each slot) and from the cache.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -12,6 +14,8 @@
 #include "backend/backend.h"
 #include "common/test_util.h"
 #include "model/model.h"
+#include "runtime/eagle_drafter.h"
+#include "runtime/ngram_drafter.h"
 #include "runtime/scheduler.h"
 #include "tokenizer/tokenizer.h"
 
@@ -252,4 +256,80 @@ TEST_F(SchedulerTest, SeededSamplingIsReproducibleUnderLoad) {
 }
 
 }  // namespace
+
+namespace {
+// Speculative ticks (SchedulerOptions::drafter) against plain ticks on the same model.
+struct SpecRun {
+  std::vector<std::vector<int32_t>> tokens;
+  std::vector<std::string> text;
+  SchedulerStats stats;
+};
+SpecRun run_all(Model& m, const Tokenizer& tok, Drafter* d, const std::vector<RequestOptions>& reqs, bool together) {
+  SchedulerOptions so;
+  so.prefill_chunk = 13;
+  so.drafter = d;
+  Scheduler sc(m, tok, so);
+  SpecRun out;
+  out.tokens.resize(reqs.size());
+  out.text.resize(reqs.size());
+  auto submit = [&](size_t i) {
+    sc.submit(reqs[i], [&out, i](RequestUpdate&& u) {
+      out.tokens[i].insert(out.tokens[i].end(), u.tokens.begin(), u.tokens.end());
+      out.text[i] += u.text;
+    });
+  };
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    submit(i);
+    if (!together)
+      while (sc.step()) {
+      }
+  }
+  while (sc.step()) {
+  }
+  out.stats = sc.stats();
+  return out;
+}
+}  // namespace
+
+TEST(SchedulerSpec, SpeculativeTicksGiveThePlainTicksOutput) {
+  auto tok = Tokenizer::load(bundled());
+  auto be = make_cpu_backend({2, true, 0});
+  LoadOptions lo;
+  lo.n_ctx = 160;
+  lo.max_batch = 64;
+  lo.n_seq = 3;
+  auto model = Model::load(bundled(), *be, lo);
+  LoadOptions dl = lo;
+  dl.n_ctx = lo.n_ctx + DraftTree::kMaxNodes;
+  dl.n_seq = 1;
+  dl.draft_of = model.get();
+  auto draft = Model::load(bundled() + "/eagle", *be, dl);
+  EagleDrafter eagle(*model, *draft);
+  NgramDrafter ngram;
+
+  std::vector<RequestOptions> reqs;
+  for (size_t i = 0; i < kPrompts.size(); ++i) {
+    RequestOptions o;
+    o.prompt = tok->encode_chat({{"user", kPrompts[i]}}, true, true);
+    o.max_tokens = 40;
+    o.sampling.temperature = i == 1 ? 0.8f : 0.0f;  // one seeded sampled request
+    o.sampling.seed = 7;
+    reqs.push_back(o);
+  }
+  reqs.push_back(reqs[0]);  // the first again: its prefix comes from the cache
+  const SpecRun plain = run_all(*model, *tok, nullptr, reqs, false);
+  for (const auto& t : plain.tokens) ASSERT_FALSE(t.empty());
+  for (Drafter* d : std::initializer_list<Drafter*>{&ngram, &eagle}) {
+    for (bool together : {false, true}) {
+      SCOPED_TRACE(std::string(d->name()) + (together ? " together" : " alone"));
+      const SpecRun r = run_all(*model, *tok, d, reqs, together);
+      EXPECT_EQ(r.tokens, plain.tokens);
+      EXPECT_EQ(r.text, plain.text);
+      EXPECT_GT(r.stats.spec_steps, 0u);
+      EXPECT_EQ(r.stats.generated_tokens, plain.stats.generated_tokens);
+      if (!together && d == &eagle) EXPECT_GT(r.stats.spec_tokens, r.stats.spec_steps);  // drafts were accepted
+    }
+  }
+}
+
 }  // namespace mcpm
