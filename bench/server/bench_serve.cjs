@@ -1,5 +1,5 @@
 // Aggregate decode speed of `minicpm serve` under concurrent streams, and time to first token.
-//   node bench/server/bench_serve.cjs BIN MODEL_DIR [--streams 1,4,8] [--tokens 64] [--threads 2] [--parallel 8] [--fast-prefill]
+//   node bench/server/bench_serve.cjs BIN MODEL_DIR [--streams 1,4,8] [--tokens 64] [--threads 2] [--parallel 8] [--fast-prefill] [--spec eagle|ngram]
 //   node bench/server/bench_serve.cjs --url http://127.0.0.1:8081 [--streams ...] [--tokens 64]
 //     (the same measurement against a server that is already running, e.g. llama.cpp's llama-server
 //     started with -np 8 on the GGUF of the same checkpoint: the side-by-side in docs/benchmarks.md)
@@ -45,6 +45,7 @@ async function stream(base, body) {
 
 (async () => {
   const extra = args.includes('--fast-prefill') ? ['--fast-prefill'] : [];
+  if (opt('--spec', '')) extra.push('--spec', opt('--spec', ''));
   const srv = URL ? { base: URL.replace(/\/+$/, ''), stop: async () => {} }
     : await startServer(BIN, ['-m', MODEL, '--parallel', parallel, '--ctx', '1024', '-t', threads, '-q', ...extra], { timeoutMs: 300000 });
   try {
@@ -52,7 +53,7 @@ async function stream(base, body) {
     const noEos = { 2: -100 };
     for (const t of imEnd) noEos[t] = -100;
     console.log(URL ? `server at ${URL}, ${tokens} tokens per stream`
-      : `minicpm serve, ${MODEL}, --parallel ${parallel}, -t ${threads}${extra.length ? ' --fast-prefill' : ''}, ${tokens} tokens per stream`);
+      : `minicpm serve, ${MODEL}, --parallel ${parallel}, -t ${threads}${extra.length ? ' ' + extra.join(' ') : ''}, ${tokens} tokens per stream`);
     // warm-up
     await stream(srv.base, { messages: [{ role: 'user', content: 'warm up' }], max_tokens: 4, temperature: 0, logit_bias: noEos });
     for (const S of streams) {
