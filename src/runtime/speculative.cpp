@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 
 #include <fmt/format.h>
 
@@ -19,7 +21,9 @@ std::string SpecStats::describe() const {
 
 void VerifyCostModel::observe(int m, double seconds) {
   auto [it, fresh] = t_.emplace(m, seconds);
-  if (!fresh) it->second = 0.7 * it->second + 0.3 * seconds;
+  const int n = ++n_[m];
+  if (fresh) return;
+  it->second = n <= kWarm ? std::min(it->second, seconds) : 0.7 * it->second + 0.3 * seconds;
 }
 
 double VerifyCostModel::seconds(int m) const {
@@ -95,7 +99,8 @@ std::vector<int32_t> SpecDecoder::step(int32_t root, const std::vector<int32_t>&
   room = std::max(1, std::min(room, max_emit));
   int budget = limits_.tree > 0 ? std::min(limits_.tree, room) : std::min(room, SpecLimits::kAutoMaxTree);
   // Automatic mode: a plain step first (it measures one decode step), and none while paused.
-  if (limits_.tree == 0 && (!tune_.cost.has(1) || pause_left_ > 0)) {
+  ++steps_;
+  if (limits_.tree == 0 && (tune_.cost.count(1) < VerifyCostModel::kWarm || pause_left_ > 0 || steps_ % kRemeasureEvery == 0)) {
     budget = 1;
     if (pause_left_ > 0) --pause_left_;
   }
@@ -167,7 +172,15 @@ std::vector<int32_t> SpecDecoder::step(int32_t root, const std::vector<int32_t>&
     win_tokens_ += int64_t(emitted.size());
     win_seconds_ += now_seconds() - t0;
     if (win_steps_ >= kWindowSteps) {
-      if (double(win_tokens_) / win_seconds_ < 0.97 / tune_.cost.seconds(1)) pause_left_ = kPauseSteps, ++stats_.pauses;
+      if (std::getenv("MCPM_SPEC_TRACE"))
+        std::fprintf(stderr, "spec window: %.1f tok/s drafted vs %.1f plain (cost(1) %.3f ms)\n",
+                     double(win_tokens_) / win_seconds_, 1.0 / tune_.cost.seconds(1), 1e3 * tune_.cost.seconds(1));
+      if (double(win_tokens_) / win_seconds_ < 0.97 / tune_.cost.seconds(1)) {
+        pause_left_ = tune_.pause_len, ++stats_.pauses;
+        tune_.pause_len = std::min(2 * tune_.pause_len, SpecTuning::kMaxPause);
+      } else {
+        tune_.pause_len = SpecTuning::kPause;
+      }
       win_steps_ = win_tokens_ = 0;
       win_seconds_ = 0;
     }

@@ -23,15 +23,21 @@ namespace mcpm {
 class Model;
 
 // Verification cost of M tokens relative to one decode step, measured online on this machine.
+// The first kWarm observations of each m are combined by their minimum (the first step after a
+// prompt runs cold and measured up to twice a steady step, which kept drafting on where it lost),
+// later ones by an EMA.
 class VerifyCostModel {
  public:
   void observe(int m, double seconds);
   double seconds(int m) const;  // estimate (interpolated; prior slope until measured)
   bool calibrated() const { return !t_.empty(); }
   bool has(int m) const { return t_.count(m) > 0; }
+  int count(int m) const { auto it = n_.find(m); return it == n_.end() ? 0 : it->second; }
+  static constexpr int kWarm = 3;
 
  private:
-  std::map<int, double> t_;  // m -> EMA of observed seconds
+  std::map<int, double> t_;  // m -> estimate of the seconds
+  std::map<int, int> n_;     // m -> observations
 };
 
 
@@ -46,6 +52,10 @@ struct SpecTuning {
   bool draft_measured = false;
   std::array<double, 64> rank_accepted{}, rank_estimated{};  // index = rank (1 = most likely node)
   int64_t drafted_steps = 0;  // drafted steps so far (every kExploreEvery-th verifies the whole proposal)
+  // Plain steps after a window in which drafting lost to plain decoding: doubled after each losing
+  // window in a row (up to kMaxPause), back to kPause after a winning one; kept across generations.
+  int pause_len = kPause;
+  static constexpr int kPause = 32, kMaxPause = 1024;
   // Acceptance estimate of the node of `rank` whose drafter estimate is p.
   double accept(int rank, double p) const;
   // After a verification: the verified nodes' estimates in rank order and whether each was accepted.
@@ -128,8 +138,11 @@ class SpecDecoder {
   SpecStats stats_;
   SpecTuning& tune_;  // the drafter's
   // "Never slower than plain": speculation's measured tokens/s over a window of steps against plain
-  // decoding's; when it loses, drafting pauses for kPauseSteps plain steps, then is tried again.
-  static constexpr int kWindowSteps = 8, kPauseSteps = 32;
+  // decoding's; when it loses, drafting pauses for SpecTuning::pause_len plain steps, then is tried again.
+  static constexpr int kWindowSteps = 8;
+  // A plain step every kRemeasureEvery steps keeps the plain cost current as the context grows.
+  static constexpr int kRemeasureEvery = 64;
+  int64_t steps_ = 0;
   int pause_left_ = 0;
   int64_t win_steps_ = 0, win_tokens_ = 0;
   double win_seconds_ = 0;
